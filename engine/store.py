@@ -1,0 +1,409 @@
+"""The store: a directory holding a SQLite vocabulary and one normalised float32 matrix per version.
+
+    STORE/store.db                 versions, vocab (id = matrix row, key, norm, rank), meta, indexes
+    STORE/vectors/vN.safetensors   version N's unit-length rows, float32, memory-mapped on read
+    STORE/indexes/...              FAISS indexes (see indexes/)
+
+A version becomes current only when complete: its matrix is written to a temporary file, then
+renamed and recorded in one SQLite transaction. Anything that fails or is interrupted before the
+commit leaves the previous version current and answering.
+
+`Store` owns the database handle. It reads with the standard library's sqlite3 and numpy only,
+so answering a query imports neither torch nor sqlite-utils.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import migrations, query
+from .errors import EmptyStore, StoreNotFound, UnknownVersion, UnknownWord, close_spellings
+from .tensorfile import MatrixWriter, read_matrix
+
+DB_NAME = "store.db"
+VECTORS_DIR = "vectors"
+
+
+def default_store_path() -> Path:
+    """Where a store lives when neither --store nor SIMDEX_STORE says: the per-user data dir."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "simdex" / "default"
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    kind: str  # "words" or "sentences"
+    count: int
+    dim: int
+    source: str | None
+    sha256: str | None
+    format: str | None
+    parent: int | None
+    created: str
+    file: str
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        keep = ("version", "kind", "count", "dim", "source", "parent", "created")
+        return {name: value for name, value in asdict(self).items() if name in keep}
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Store:
+    """One store directory, read at one version (the current one unless asked otherwise)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, version: int | None = None):
+        self.path = Path(path)
+        self.conn = conn
+        self._pinned = version
+        self._matrix = None
+        self._keys = None
+        self._key_to_id = None
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, version: int | None = None) -> "Store":
+        """Open an existing store; raises StoreNotFound (or UnknownVersion for a bad `version`)."""
+        path = Path(path)
+        db_path = path / DB_NAME
+        if path.exists() and not path.is_dir():
+            raise StoreNotFound(path, "not a directory")
+        if not db_path.is_file():
+            raise StoreNotFound(path)
+        conn = _connect(db_path)
+        if not migrations.up_to_date(conn):
+            migrations.apply(conn)
+        store = cls(path, conn, version)
+        if version is not None:
+            store.version  # validates it
+        return store
+
+    @classmethod
+    def create(cls, path) -> "Store":
+        """Open the store at `path`, creating the directory and schema if they do not exist."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise StoreNotFound(path, "exists and is not a directory")
+        (path / VECTORS_DIR).mkdir(parents=True, exist_ok=True)
+        conn = _connect(path / DB_NAME)
+        if not migrations.up_to_date(conn):
+            migrations.apply(conn)
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def versions(self) -> list[Version]:
+        rows = self.conn.execute(
+            "SELECT version, kind, count, dim, source, sha256, format, parent, created, file,"
+            " config, metrics FROM versions ORDER BY version"
+        ).fetchall()
+        return [_version_from_row(row) for row in rows]
+
+    def current_version(self) -> int | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = 'current'").fetchone()
+        return int(row[0]) if row else None
+
+    def get_version(self, number: int) -> Version:
+        row = self.conn.execute(
+            "SELECT version, kind, count, dim, source, sha256, format, parent, created, file,"
+            " config, metrics FROM versions WHERE version = ?",
+            (int(number),),
+        ).fetchone()
+        if row is None:
+            raise UnknownVersion(self.path, number, [v.version for v in self.versions()])
+        return _version_from_row(row)
+
+    @property
+    def version(self) -> Version:
+        """The version this Store reads: the one it was opened at, else the current one."""
+        number = self._pinned if self._pinned is not None else self.current_version()
+        if number is None:
+            raise EmptyStore(self.path)
+        return self.get_version(number)
+
+    def set_current(self, number: int) -> None:
+        self.get_version(number)
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(int(number)),))
+
+    # -- data of the version read ------------------------------------------------------------
+
+    def matrix(self) -> np.ndarray:
+        """(n, d) float32, unit rows (zero rows stay zero), memory-mapped; row i is keys()[i]."""
+        if self._matrix is None:
+            self._matrix = read_matrix(self.path / self.version.file)
+        return self._matrix
+
+    def keys(self) -> list[str]:
+        """The words (or sentence texts), in row order."""
+        if self._keys is None:
+            rows = self.conn.execute(
+                "SELECT key FROM vocab WHERE version = ? ORDER BY id", (self.version.version,)
+            )
+            self._keys = [row[0] for row in rows]
+        return self._keys
+
+    def norms(self) -> np.ndarray:
+        """Each row's length before normalisation (it carries frequency information)."""
+        rows = self.conn.execute(
+            "SELECT norm FROM vocab WHERE version = ? ORDER BY id", (self.version.version,)
+        )
+        return np.fromiter((row[0] for row in rows), dtype=np.float32)
+
+    def key_to_id(self) -> dict[str, int]:
+        """The whole vocabulary as a dict, for work that looks up many words."""
+        if self._key_to_id is None:
+            self._key_to_id = {key: i for i, key in enumerate(self.keys())}
+        return self._key_to_id
+
+    def id_of(self, word: str) -> int:
+        """The row of `word`; raises UnknownWord with close spellings."""
+        if self._key_to_id is not None:
+            found = self._key_to_id.get(word)
+        else:
+            number = int(self.version.version)  # a literal, so SQLite uses the partial index
+            row = self.conn.execute(
+                f"SELECT id FROM vocab WHERE version = {number} AND key = ?", (word,)
+            ).fetchone()
+            found = row[0] if row else None
+        if found is None:
+            raise UnknownWord(word, self.close_spellings(word))
+        return found
+
+    def ids_of(self, words) -> np.ndarray:
+        return np.array([self.id_of(word) for word in words], dtype=np.int64)
+
+    def keys_of(self, ids) -> list[str]:
+        """The keys of the given rows, in the given order."""
+        ids = [int(i) for i in ids]
+        if self._keys is not None or len(ids) > 500:
+            keys = self.keys()
+            return [keys[i] for i in ids]
+        found = dict(
+            self.conn.execute(
+                f"SELECT id, key FROM vocab WHERE version = ? AND id IN ({','.join('?' * len(ids))})",
+                (self.version.version, *ids),
+            ).fetchall()
+        )
+        return [found[i] for i in ids]
+
+    def close_spellings(self, word: str, n: int = 3) -> list[str]:
+        number = self.version.version
+        same_case = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT key FROM vocab WHERE version = ? AND lower(key) = ? AND key != ? LIMIT ?",
+                (number, word.lower(), word, n),
+            )
+        ]
+        if same_case:
+            return same_case
+        # Look among the more frequent words of a similar length: fast, and what a user meant.
+        candidates = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT key FROM vocab WHERE version = ? AND id < 100000 AND length(key) BETWEEN ? AND ?",
+                (number, len(word) - 2, len(word) + 2),
+            )
+        ]
+        return close_spellings(word, candidates, n)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def neighbors(self, query_text: str, k: int = 10, restrict: int | None = None) -> list[tuple[str, float]]:
+        """Nearest keys to a word or an expression such as "king - man + woman", best first.
+
+        The query's own words are left out, as in gensim's most_similar. `restrict` searches
+        only the first N rows (the most frequent words of a frequency-sorted source).
+        """
+        return self.neighbors_many([query_text], k=k, restrict=restrict)[0]
+
+    def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None):
+        """neighbors() for many queries, answered with one matrix product."""
+        parsed = [query.parse_expression(text) for text in query_texts]
+        if len(parsed) > 50:
+            self.key_to_id()  # one read of the vocabulary beats many lookups
+        matrix = self.matrix()
+        vectors, exclude = [], []
+        for positive, negative in parsed:
+            pos_ids, neg_ids = self.ids_of(positive), self.ids_of(negative)
+            vectors.append(query.mean_of_unit_rows(matrix, pos_ids, neg_ids))
+            exclude.append(np.concatenate([pos_ids, neg_ids]))
+        if not vectors:
+            return []
+        D, I = query.search(matrix, np.stack(vectors), k, restrict=restrict, exclude=exclude)
+        return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
+
+    def neighbors_of_vector(self, vector, k: int = 10, restrict: int | None = None):
+        vector = query.as_query_matrix(vector, self.version.dim)
+        D, I = query.search(self.matrix(), query.normalize(vector), k, restrict=restrict)
+        return self._pairs(D[0], I[0])
+
+    def analogy(self, a: str, b: str, c: str, k: int = 1, method: str = "add", restrict: int | None = None):
+        """D such that a is to b as c is to D ("man", "king", "woman" -> "queen"), best first.
+
+        method "add" is 3CosAdd (gensim most_similar), "mul" is 3CosMul (most_similar_cosmul).
+        """
+        ids = self.ids_of([a, b, c])
+        D, I = query.analogies(self.matrix(), ids[None, :], k, method=method, restrict=restrict)
+        return self._pairs(D[0], I[0])
+
+    def similarity(self, a: str, b: str) -> float:
+        matrix = self.matrix()
+        return float(np.dot(matrix[self.id_of(a)], matrix[self.id_of(b)]))
+
+    def _pairs(self, scores, ids) -> list[tuple[str, float]]:
+        keep = ids >= 0
+        return list(zip(self.keys_of(ids[keep]), (float(s) for s in scores[keep])))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None,
+                    parent=None, config=None) -> "VersionWriter":
+        return VersionWriter(self, kind=kind, dim=dim, source=source, sha256=sha256,
+                             format=format, parent=parent, config=config or {})
+
+    def info(self) -> dict:
+        """What `simdex info` shows: the versions, the current one, file sizes and the index."""
+        from indexes import index_state  # the index records live with the indexes package
+
+        versions = []
+        for version in self.versions():
+            entry = version.summary()
+            path = self.path / version.file
+            entry["bytes"] = path.stat().st_size if path.exists() else None
+            versions.append(entry)
+        return {
+            "store": str(self.path),
+            "current": self.current_version(),
+            "versions": versions,
+            "index": index_state(self),
+        }
+
+
+class VersionWriter:
+    """Writes a new version: rows go to a temporary matrix file and the vocabulary into an open
+    transaction as they come; `commit()` renames the file and commits. A context manager:
+    leaving the block with an exception (Ctrl-C included) rolls everything back.
+
+    The transaction holds the store's write lock for the writer's life; readers carry on (WAL).
+    """
+
+    def __init__(self, store: Store, *, kind, dim, source, sha256, format, parent, config):
+        if kind not in ("words", "sentences"):
+            raise ValueError(f"kind must be 'words' or 'sentences', got {kind!r}")
+        self.store = store
+        self.kind, self.dim = kind, dim
+        self.fields = dict(source=source, sha256=sha256, format=format, parent=parent, config=config)
+        self.count = 0
+        self.version: Version | None = None
+        vectors = store.path / VECTORS_DIR
+        vectors.mkdir(exist_ok=True)
+        _remove_abandoned_temporaries(vectors)
+        self._tmp = vectors / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.safetensors"
+        self._conn = store.conn
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.number = self._conn.execute("SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0]
+            self._matrix = MatrixWriter(self._tmp, dim)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks) -> None:
+        """Add rows (already unit length), their keys, original norms and source ranks."""
+        m = len(keys)
+        if unit_rows.shape[0] != m or len(norms) != m or len(ranks) != m:
+            raise ValueError("rows, keys, norms and ranks must have the same length")
+        self._matrix.append(unit_rows)
+        self._conn.executemany(
+            f"INSERT INTO vocab (version, id, key, norm, rank) VALUES ({self.number}, ?, ?, ?, ?)",
+            zip(range(self.count, self.count + m), keys,
+                np.asarray(norms, dtype=np.float64).tolist(), np.asarray(ranks, dtype=np.int64).tolist()),
+        )
+        self.count += m
+
+    def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
+        number, conn, f = self.number, self._conn, self.fields
+        relative = f"{VECTORS_DIR}/v{number}.safetensors"
+        final = self.store.path / relative
+        try:
+            self._matrix.close()
+            os.replace(self._tmp, final)
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            conn.execute(
+                "INSERT INTO versions (version, kind, source, sha256, format, count, dim, parent,"
+                " created, file, config, metrics) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (number, self.kind, f["source"], f["sha256"], f["format"], self.count, self.dim,
+                 f["parent"], created, relative, json.dumps(f["config"]), json.dumps(metrics or {})),
+            )
+            conn.execute(f"CREATE UNIQUE INDEX vocab_key_v{number} ON vocab(key) WHERE version = {number}")
+            if make_current:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(number),))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            final.unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self.version = self.store.get_version(number)
+        return self.version
+
+    def abort(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._matrix.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.version is None:
+            self.abort()
+        return False
+
+
+def _remove_abandoned_temporaries(vectors: Path) -> None:
+    """Remove partial matrices left by writers that were killed (their process is gone)."""
+    for tmp in vectors.glob(".tmp-*.safetensors"):
+        try:
+            pid = int(tmp.name.split("-")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def _version_from_row(row) -> Version:
+    (number, kind, count, dim, source, sha256, fmt, parent, created, file, config, metrics) = row
+    return Version(version=number, kind=kind, count=count, dim=dim, source=source, sha256=sha256,
+                   format=fmt, parent=parent, created=created, file=file,
+                   config=json.loads(config or "{}"), metrics=json.loads(metrics or "{}"))
