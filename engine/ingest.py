@@ -91,7 +91,8 @@ def _ingest_file(store, source, limit, on_error, careful, started, progress) -> 
         if writer.count == 0:
             raise BadVectorFile(source.label, f"no vectors read ({report.skipped} bad lines skipped)")
         counter = source.counter
-        sha256 = counter.sha256.hexdigest() if counter.bytes_read == source.size else file_sha256(source.path)
+        complete = source.hashes_file and counter.bytes_read == source.size
+        sha256 = counter.sha256.hexdigest() if complete else file_sha256(source.path)
         writer.fields["sha256"] = sha256
         version = writer.commit(metrics={"skipped": report.skipped, "duplicates": duplicates,
                                          "first_skipped": report.first_skipped})

@@ -133,7 +133,7 @@ def top_k(score_block, nq: int, n: int, k: int, exclude=None) -> tuple[np.ndarra
         else:
             part = np.broadcast_to(np.arange(n), (q1 - q0, n))
         part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
+        order = np.lexsort((part, -part_scores), axis=1)  # best first; ties by lower id
         best = np.take_along_axis(part, order, axis=1)
         best_scores = np.take_along_axis(part_scores, order, axis=1)
         valid = np.isfinite(best_scores)

@@ -22,7 +22,6 @@ FORMATS = ("glove", "word2vec", "word2vec-binary", "fasttext")
 TEXT_FORMATS = ("glove", "word2vec", "fasttext")
 BOM = b"\xef\xbb\xbf"
 _PEEK = 1 << 16
-_TEXT_BYTES = frozenset(b"0123456789.-+eEinfatyINFATY \t\r\n")
 
 
 class CountingReader(io.RawIOBase):
@@ -67,15 +66,26 @@ class Source:
     def label(self) -> str:
         return f"{self.path}:{self.member}" if self.member else str(self.path)
 
+    @property
+    def hashes_file(self) -> bool:
+        """Whether the counter of a complete read holds the sha256 of the file on disk."""
+        return self.compression != "zip"
+
     def open(self):
-        """(decompressed binary stream, CountingReader of the file on disk)."""
+        """(decompressed binary stream, CountingReader of the file on disk, or of the zip member)."""
+        if self.compression == "zip":
+            # zipfile needs to seek, so count (for progress) the member's decompressed bytes
+            counter = CountingReader(zipfile.ZipFile(self.path).open(self.member))
+            stream = io.BufferedReader(counter, 1 << 20)
+            if stream.peek(3)[:3] == BOM:
+                stream.read(3)
+            self.counter = counter
+            return stream, counter
         counter = CountingReader(open(self.path, "rb"))
         if self.compression == "gz":
             stream = gzip.GzipFile(fileobj=io.BufferedReader(counter, 1 << 20))
         elif self.compression == "bz2":
             stream = bz2.BZ2File(io.BufferedReader(counter, 1 << 20))
-        elif self.compression == "zip":
-            stream = zipfile.ZipFile(io.BufferedReader(counter, 1 << 20)).open(self.member)
         else:
             stream = io.BufferedReader(counter, 1 << 20)
         if stream.peek(3)[:3] == BOM:
@@ -101,6 +111,8 @@ def open_source(path, format: str = "auto", member: str | None = None) -> Source
     compression = _compression_of(magic)
     if compression == "zip":
         member = _zip_member(path, member)
+        with zipfile.ZipFile(path) as archive:
+            size = archive.getinfo(member).file_size
     elif member is not None:
         raise BadVectorFile(path, "--member is only for .zip archives")
     source = Source(path, compression, member, "glove", 0, None, size)
@@ -174,13 +186,24 @@ def _parse_header(line: bytes) -> tuple[int, int] | None:
 
 
 def _text_or_binary(head: bytes, dim: int) -> str:
-    """After an "N D" header, text lines hold digits; binary records hold raw float32 bytes."""
+    """After an "N D" header: text if the next line is UTF-8 ending in numbers, else binary.
+
+    (A line with the wrong number of values is still text: the reader then says which line.)"""
     body = head.split(b"\n", 1)[1] if b"\n" in head else b""
-    space = body.find(b" ")
-    if space < 0:
+    if not body:
         return "word2vec"
-    record = body[space + 1: space + 1 + 4 * dim]
-    return "word2vec" if all(byte in _TEXT_BYTES for byte in record) else "word2vec-binary"
+    line = body.split(b"\n", 1)[0]
+    try:
+        fields = line.decode("utf-8").split()
+    except UnicodeDecodeError:
+        return "word2vec-binary"
+    tail = fields[-min(dim, len(fields) - 1):] if len(fields) >= 2 else []
+    try:
+        for value in tail:
+            float(value)
+    except ValueError:
+        return "word2vec-binary"
+    return "word2vec" if tail else "word2vec-binary"
 
 
 def _glove_dim(head: bytes, label: str) -> int:

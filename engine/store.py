@@ -73,6 +73,7 @@ class Store:
         self.path = Path(path)
         self.conn = conn
         self._pinned = version
+        self._version = None
         self._matrix = None
         self._keys = None
         self._key_to_id = None
@@ -142,11 +143,18 @@ class Store:
 
     @property
     def version(self) -> Version:
-        """The version this Store reads: the one it was opened at, else the current one."""
-        number = self._pinned if self._pinned is not None else self.current_version()
-        if number is None:
-            raise EmptyStore(self.path)
-        return self.get_version(number)
+        """The version this Store reads: the one asked for at open, else the current one when
+        first read (so keys and matrix always come from the same version)."""
+        if self._version is None:
+            number = self._pinned if self._pinned is not None else self.current_version()
+            if number is None:
+                raise EmptyStore(self.path)
+            self._version = self.get_version(number)
+        return self._version
+
+    def _forget(self) -> None:
+        """Drop what was read, so the next read sees a version committed through this Store."""
+        self._version = self._matrix = self._keys = self._key_to_id = None
 
     def set_current(self, number: int) -> None:
         self.get_version(number)
@@ -374,6 +382,8 @@ class VersionWriter:
             self._tmp.unlink(missing_ok=True)
             raise
         self.version = self.store.get_version(number)
+        if self.store._pinned is None:
+            self.store._forget()
         return self.version
 
     def abort(self) -> None:
