@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	cd benchmarks && for script in bench_*.py; do ../$(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -83,7 +83,7 @@ class Store:
     @classmethod
     def open(cls, path, version: int | None = None) -> "Store":
         """Open an existing store; raises StoreNotFound (or UnknownVersion for a bad `version`)."""
-        path = Path(path)
+        path = Path(path).expanduser()
         db_path = path / DB_NAME
         if path.exists() and not path.is_dir():
             raise StoreNotFound(path, "not a directory")
@@ -100,7 +100,7 @@ class Store:
     @classmethod
     def create(cls, path) -> "Store":
         """Open the store at `path`, creating the directory and schema if they do not exist."""
-        path = Path(path)
+        path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise StoreNotFound(path, "exists and is not a directory")
         (path / VECTORS_DIR).mkdir(parents=True, exist_ok=True)
