@@ -71,25 +71,26 @@ def emit_ranked(as_json: bool, title: str, answers) -> None:
 
 
 class ProgressLine:
-    """Progress on stderr (percent, rate, ETA), redrawn at most a few times a second."""
+    """Progress on stderr (percent, rate, ETA), redrawn a few times a second on a terminal and
+    every 10 seconds otherwise; silent for work that takes under a second."""
 
-    def __init__(self, label: str, unit: str = "MB"):
-        self.label, self.unit = label, unit
+    def __init__(self, label: str, unit: str = "MB", scale: float = 1e6):
+        self.label, self.unit, self.scale = label, unit, scale
         self.started = time.perf_counter()
         self.last = 0.0
         self.shown = False
         self.tty = sys.stderr.isatty()
 
-    def __call__(self, done, total, items):
+    def __call__(self, done, total, vectors=None):
         now = time.perf_counter()
         elapsed = now - self.started
         if elapsed < 1.0 or now - self.last < (0.25 if self.tty else 10.0):
             return
         self.last = now
-        scale = 1e6 if self.unit == "MB" else 1
-        rate = done / scale / elapsed
+        rate = done / self.scale / elapsed
         eta = (total - done) / (done / elapsed) if done else 0
-        line = (f"{self.label}: {100 * done / max(total, 1):5.1f}%  {items:,} vectors  "
+        extra = f"  {vectors:,} vectors" if vectors is not None else ""
+        line = (f"{self.label}: {100 * done / max(total, 1):5.1f}%{extra}  "
                 f"{rate:,.1f} {self.unit}/s  ETA {eta:,.0f}s")
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
         self.shown = True
@@ -141,8 +142,8 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
     from engine.store import Store
 
     store = Store.create(resolve_store_path(store_path))
-    progress = ProgressLine(f"ingest {source or 'packaged GloVe 6B 50d'}",
-                            unit="MB" if source else "vectors")
+    progress = (ProgressLine(f"ingest {source}") if source else
+                ProgressLine("ingest packaged GloVe 6B 50d", unit="vectors", scale=1))
     result = run_ingest(store, source, format=fmt, member=member, limit=limit, on_error=on_error,
                         progress=progress)
     progress.done()
@@ -264,6 +265,129 @@ def export(out, fmt, scale, version, store_path, as_json):
         emit(True, record)
     else:
         click.echo(f"wrote {record['count']:,} vectors of dimension {record['dim']} to {record['path']}")
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+def restrict_option(command):
+    return click.option("--restrict", type=click.IntRange(min=1), default=300_000, show_default=True,
+                        help="The vocabulary is the first N words.")(command)
+
+
+def on_error_option(command):
+    return click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                        help="On a malformed line: stop, or skip it and count it.")(command)
+
+
+def method_option(command):
+    return click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True,
+                        help="3CosAdd or 3CosMul.")(command)
+
+
+@cli.group(name="eval")
+def eval_group():
+    """Analogy and word-similarity benchmarks (gensim's protocol and numbers)."""
+
+
+def print_analogies(result, as_json):
+    if as_json:
+        emit(True, result.as_json())
+        return
+    label = "3CosAdd" if result.method == "add" else "3CosMul"
+    click.echo(f"{result.name} ({label}, restrict {result.restrict:,}): accuracy {100 * result.accuracy:.2f}% "
+               f"({result.correct:,}/{result.questions:,}), {result.skipped:,} skipped, {result.seconds:.2f}s")
+    width = max([len(s.name) for s in result.sections] + [9])
+    for section in [result.split(False), result.split(True)] + result.sections:
+        click.echo(f"  {section.name:<{width}}  {100 * section.accuracy:6.2f}%  ({section.correct:,}/{section.questions:,})")
+
+
+def print_pairs(result, as_json):
+    if as_json:
+        emit(True, result.as_json())
+    else:
+        click.echo(f"{result.name}: spearman {result.spearman:.4f}  pearson {result.pearson:.4f}  "
+                   f"pairs {result.pairs}  oov {100 * result.oov:.1f}%")
+
+
+@eval_group.command(name="analogies")
+@click.argument("file", required=False, type=click.Path())
+@restrict_option
+@method_option
+@click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")
+@on_error_option
+@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@store_options
+@user_errors
+def eval_analogies(file, restrict, method, exact, on_error, version, store_path, as_json):
+    """Accuracy on an analogy set (questions-words.txt format; default: the bundled Google set)."""
+    from engine.evaluate import evaluate_analogies
+
+    with open_store(store_path, version) as store:
+        progress = ProgressLine("eval analogies", unit="questions", scale=1)
+        result = evaluate_analogies(store, file, restrict=restrict, method=method, on_error=on_error,
+                                    progress=progress)
+        progress.done()
+    print_analogies(result, as_json)
+
+
+@eval_group.command(name="pairs")
+@click.argument("files", nargs=-1, type=click.Path())
+@restrict_option
+@on_error_option
+@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@store_options
+@user_errors
+def eval_pairs(files, restrict, on_error, version, store_path, as_json):
+    """Spearman and Pearson correlation with human similarity scores (default: WordSim-353, SimLex-999)."""
+    from engine import packaged
+    from engine.evaluate import evaluate_pairs
+
+    with open_store(store_path, version) as store:
+        for path in files or packaged.PAIR_SETS.values():
+            print_pairs(evaluate_pairs(store, path, restrict=restrict, on_error=on_error), as_json)
+
+
+@eval_group.command(name="all")
+@restrict_option
+@method_option
+@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@store_options
+@user_errors
+def eval_all(restrict, method, version, store_path, as_json):
+    """Every bundled benchmark: the Google analogies, WordSim-353 and SimLex-999."""
+    from engine.evaluate import AnalogyResult, evaluate_all
+
+    with open_store(store_path, version) as store:
+        progress = ProgressLine("eval analogies", unit="questions", scale=1)
+        results = evaluate_all(store, restrict=restrict, method=method, progress=progress)
+        progress.done()
+    for result in results:
+        (print_analogies if isinstance(result, AnalogyResult) else print_pairs)(result, as_json)
+
+
+@eval_group.command(name="compare")
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@restrict_option
+@method_option
+@store_options
+@user_errors
+def eval_compare(first, second, restrict, method, store_path, as_json):
+    """Each bundled benchmark's score for versions FIRST and SECOND, and the difference."""
+    from engine.evaluate import compare
+
+    with open_store(store_path, first) as a, open_store(store_path, second) as b:
+        progress = ProgressLine("eval compare", unit="questions", scale=1)
+        rows = compare(a, b, restrict=restrict, method=method, progress=progress)
+        progress.done()
+    if as_json:
+        for row in rows:
+            emit(True, row)
+        return
+    width = max(len(row["metric"]) for row in rows)
+    click.echo(f"{'metric':<{width}}  {'v' + str(first):>8}  {'v' + str(second):>8}  {'diff':>8}")
+    for row in rows:
+        click.echo(f"{row['metric']:<{width}}  {row['v1']:8.4f}  {row['v2']:8.4f}  {row['diff']:+8.4f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,321 @@
+"""Analogy and word-similarity benchmarks, with gensim's protocol and numbers, batched.
+
+Analogies follow `KeyedVectors.evaluate_word_analogies`: the vocabulary is the first `restrict`
+words, matched case-insensitively (the first, most frequent, spelling wins); a question with a
+word outside it is skipped and counted; the three question words are never the answer. gensim
+asks `most_similar(positive=[b, c], negative=[a], topn=5, restrict_vocab=restrict)` one question
+at a time; we score all questions with tiled matrix products (engine.query.best_analogies).
+3CosMul follows `most_similar_cosmul`, which ignores restrict_vocab when it searches: it ranks
+every row, and answers outside the restricted vocabulary are passed over.
+
+Word pairs follow `evaluate_word_pairs`: tab-separated `word1, word2, score`, `#` comments,
+Spearman and Pearson correlation of cosine similarity with the human scores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import packaged, query
+from .errors import BadEvalFile, SimdexError
+from .store import Store
+
+SEMANTIC_SECTIONS_PREFIX_SYNTACTIC = "gram"  # questions-words.txt: gram* sections are syntactic
+
+
+@dataclass
+class Section:
+    name: str
+    correct: int = 0
+    questions: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.questions if self.questions else 0.0
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "accuracy": round(self.accuracy, 6), "correct": self.correct,
+                "questions": self.questions}
+
+
+@dataclass
+class AnalogyResult:
+    name: str
+    method: str
+    restrict: int
+    correct: int
+    questions: int
+    skipped: int  # questions with a word outside the vocabulary
+    invalid: int  # malformed lines skipped with on_error="skip"
+    seconds: float
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.questions if self.questions else 0.0
+
+    def split(self, syntactic: bool) -> Section:
+        part = Section("syntactic" if syntactic else "semantic")
+        for section in self.sections:
+            if section.name.startswith(SEMANTIC_SECTIONS_PREFIX_SYNTACTIC) == syntactic:
+                part.correct += section.correct
+                part.questions += section.questions
+        return part
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "accuracy": round(self.accuracy, 6), "correct": self.correct,
+                "questions": self.questions, "skipped": self.skipped, "seconds": round(self.seconds, 3),
+                "sections": [s.as_json() for s in self.sections],
+                "semantic": self.split(False).as_json(), "syntactic": self.split(True).as_json(),
+                "method": self.method, "restrict": self.restrict, "invalid": self.invalid}
+
+
+@dataclass
+class PairsResult:
+    name: str
+    spearman: float
+    pearson: float
+    pairs: int
+    oov_pairs: int
+    invalid: int
+
+    @property
+    def oov(self) -> float:
+        return self.oov_pairs / (self.pairs + self.oov_pairs) if self.pairs + self.oov_pairs else 0.0
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "spearman": round(self.spearman, 6), "pearson": round(self.pearson, 6),
+                "pairs": self.pairs, "oov": round(self.oov, 6), "oov_pairs": self.oov_pairs,
+                "invalid": self.invalid}
+
+
+# -- analogies ------------------------------------------------------------------------------------
+
+def read_analogies(path, on_error: str = "fail"):
+    """[(section name, [(line number, [a, b, c, d]), ...]), ...] and the count of bad lines."""
+    sections: list[tuple[str, list]] = []
+    invalid = 0
+    with _open_text(path) as lines:
+        for line_no, line in enumerate(lines, 1):
+            if line.startswith(": "):
+                sections.append((line[2:].strip(), []))
+                continue
+            words = line.split()
+            if not words:
+                continue
+            problem = None
+            if len(words) != 4:
+                problem = f"expected 4 words, found {len(words)}"
+            elif not sections:
+                problem = "a question before the first ': section' header"
+            if problem:
+                if on_error == "skip":
+                    invalid += 1
+                    continue
+                raise BadEvalFile(path, problem, line=line_no)
+            sections[-1][1].append((line_no, words))
+    return sections, invalid
+
+
+def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, method: str = "add",
+                       on_error: str = "fail", progress=None) -> AnalogyResult:
+    if method not in ("add", "mul"):
+        raise SimdexError(f"unknown method {method!r} (use add or mul)")
+    started = time.perf_counter()
+    path = Path(path) if path else packaged.ANALOGY_SETS["questions-words"]
+    sections, invalid = read_analogies(path, on_error)
+    keys = store.keys()
+    ok_vocab = _uppercase_vocabulary(keys, restrict)
+
+    questions, expected, owners, skipped = [], [], [], 0
+    results = [Section(name) for name, _ in sections]
+    for number, (_, lines) in enumerate(sections):
+        for _, words in lines:
+            upper = [w.upper() for w in words]
+            if any(w not in ok_vocab for w in upper):
+                skipped += 1
+                continue
+            questions.append([ok_vocab[w] for w in upper[:3]])
+            expected.append(upper[3])
+            owners.append(number)
+    abc = np.array(questions, dtype=np.int64).reshape(-1, 3)
+    # 3CosAdd searches the restricted rows; gensim's 3CosMul searches them all (see above)
+    search_rows = restrict if method == "add" else None
+    _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=search_rows, progress=progress)
+    predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, search_rows)
+    for owner, guess, answer in zip(owners, predicted, expected):
+        results[owner].questions += 1
+        results[owner].correct += guess == answer
+    return AnalogyResult(path.stem if path.suffix else path.name, method, restrict,
+                         sum(s.correct for s in results), sum(s.questions for s in results), skipped,
+                         invalid, time.perf_counter() - started, results)
+
+
+def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, search_rows) -> list[str]:
+    """gensim's choice among its top 5: the first answer (uppercased) in the restricted
+    vocabulary that is not a question word. Nearly always the best row, which is checked
+    here; the others get their top 5 computed."""
+    predicted, recheck = [], []
+    for q, row in enumerate(best):
+        guess = keys[row].upper() if row >= 0 else None
+        ignore = {keys[i].upper() for i in abc[q]}
+        if guess is not None and guess in ok_vocab and guess not in ignore:
+            predicted.append(guess)
+        else:
+            predicted.append(None)
+            recheck.append(q)
+    if recheck:
+        _, top5 = query.analogies(matrix, abc[recheck], 5, method=method, restrict=search_rows)
+        for q, rows in zip(recheck, top5):
+            ignore = {keys[i].upper() for i in abc[q]}
+            guess = None
+            for row in rows[rows >= 0]:
+                guess = keys[row].upper()
+                if guess in ok_vocab and guess not in ignore:
+                    break
+            predicted[q] = guess
+    return predicted
+
+
+def _uppercase_vocabulary(keys, restrict) -> dict[str, int]:
+    """Uppercased word -> row, over the first `restrict` words; the first spelling wins."""
+    ok_vocab: dict[str, int] = {}
+    for row, key in enumerate(keys[:restrict]):
+        ok_vocab.setdefault(key.upper(), row)
+    return ok_vocab
+
+
+# -- word pairs -----------------------------------------------------------------------------------
+
+def read_pairs(path, on_error: str = "fail"):
+    """[(word1, word2, human score), ...] and the count of bad lines."""
+    pairs, invalid = [], 0
+    with _open_text(path) as lines:
+        for line_no, line in enumerate(lines, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            parts = line.rstrip("\r\n").split("\t")
+            problem = None
+            if len(parts) != 3:
+                problem = f"expected 3 tab-separated fields, found {len(parts)}"
+            else:
+                try:
+                    score = float(parts[2])
+                    if not np.isfinite(score):
+                        problem = f"score {parts[2]!r} is not a finite number"
+                except ValueError:
+                    problem = f"score {parts[2]!r} is not a number"
+            if problem:
+                if on_error == "skip":
+                    invalid += 1
+                    continue
+                raise BadEvalFile(path, problem, line=line_no)
+            pairs.append((parts[0], parts[1], score))
+    return pairs, invalid
+
+
+def evaluate_pairs(store: Store, path, *, restrict: int = 300_000, on_error: str = "fail") -> PairsResult:
+    path = Path(path)
+    pairs, invalid = read_pairs(path, on_error)
+    ok_vocab = _uppercase_vocabulary(store.keys(), restrict)
+    matrix = store.matrix()
+    gold, ours, oov = [], [], 0
+    for a, b, score in pairs:
+        a, b = a.upper(), b.upper()
+        if a not in ok_vocab or b not in ok_vocab:
+            oov += 1
+            continue
+        gold.append(score)
+        ours.append(float(np.dot(matrix[ok_vocab[a]], matrix[ok_vocab[b]])))
+    if len(gold) < 2:
+        raise BadEvalFile(path, f"only {len(gold)} pair(s) with both words in the vocabulary; "
+                                f"cannot correlate")
+    gold_a, ours_a = np.array(gold), np.array(ours)
+    return PairsResult(path.stem, spearman(gold_a, ours_a), pearson(gold_a, ours_a), len(gold), oov, invalid)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator else float("nan")
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of the ranks, ties given their average rank (as scipy.stats.spearmanr)."""
+    return pearson(_average_ranks(x), _average_ranks(y))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    starts = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(x)] - 1
+    ranks = np.empty(len(x))
+    ranks[order] = ((first + last) / 2 + 1)[group]
+    return ranks
+
+
+# -- all, compare ---------------------------------------------------------------------------------
+
+def evaluate_all(store: Store, *, restrict: int = 300_000, method: str = "add", progress=None) -> list:
+    results = [evaluate_analogies(store, restrict=restrict, method=method, progress=progress)]
+    results += [evaluate_pairs(store, path, restrict=restrict) for path in packaged.PAIR_SETS.values()]
+    return results
+
+
+def scores(results) -> dict[str, float]:
+    """The headline number of each result: accuracy for analogies, Spearman for pairs."""
+    table = {}
+    for result in results:
+        if isinstance(result, AnalogyResult):
+            table[f"{result.name} accuracy ({result.method})"] = result.accuracy
+            table[f"{result.name} semantic"] = result.split(False).accuracy
+            table[f"{result.name} syntactic"] = result.split(True).accuracy
+        else:
+            table[f"{result.name} spearman"] = result.spearman
+            table[f"{result.name} pearson"] = result.pearson
+    return table
+
+
+def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str = "add", progress=None):
+    """[{metric, v1, v2, diff}] for the bundled benchmarks on two versions."""
+    a = scores(evaluate_all(first, restrict=restrict, method=method, progress=progress))
+    b = scores(evaluate_all(second, restrict=restrict, method=method, progress=progress))
+    return [{"metric": name, "v1": round(a[name], 6), "v2": round(b[name], 6), "diff": round(b[name] - a[name], 6)}
+            for name in a]
+
+
+def _open_text(path):
+    path = Path(path)
+    if not path.exists():
+        raise BadEvalFile(path, "no such file")
+    if path.is_dir():
+        raise BadEvalFile(path, "is a directory")
+    return _Lines(path)
+
+
+class _Lines:
+    """Lines of a UTF-8 file; an undecodable line is an error naming it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "rb")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def __iter__(self):
+        for line_no, raw in enumerate(self.file, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadEvalFile(self.path, "undecodable bytes (not UTF-8)", line=line_no) from None
