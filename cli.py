@@ -53,6 +53,12 @@ def open_store(store_path, version=None):
     return Store.open(resolve_store_path(store_path), version=version)
 
 
+def show_notice(store) -> None:
+    """One line on stderr when a query searched exactly although the store has an index."""
+    if store.notice:
+        click.echo(f"notice: {store.notice}", err=True)
+
+
 def emit(as_json: bool, record: dict) -> None:
     click.echo(json.dumps(record, ensure_ascii=False) if as_json else record)
 
@@ -206,7 +212,11 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
     if not texts:
         raise click.UsageError("give at least one QUERY, or --file")
     with open_store(store_path, version) as store:
-        answers = store.neighbors_many(texts, k=k, restrict=restrict)
+        if len(texts) == 1 and " " not in texts[0].strip():
+            answers = [store.neighbors_of_word(texts[0].strip(), k=k, restrict=restrict, exact=exact)]
+        else:
+            answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact)
+        show_notice(store)
     for text, answer in zip(texts, answers):
         emit_ranked(as_json, text, answer)
 
@@ -226,7 +236,8 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
 def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
     """D such that A is to B as C is to D: `simdex analogy man king woman` gives queen."""
     with open_store(store_path, version) as store:
-        answers = store.analogy(a, b, c, k=k, method=method, restrict=restrict)
+        answers = store.analogy(a, b, c, k=k, method=method, restrict=restrict, exact=exact)
+        show_notice(store)
     emit_ranked(as_json, f"{a} : {b} :: {c} : ?", answers)
 
 
@@ -267,6 +278,51 @@ def export(out, fmt, scale, version, store_path, as_json):
         click.echo(f"wrote {record['count']:,} vectors of dimension {record['dim']} to {record['path']}")
 
 
+# -- indexes ----------------------------------------------------------------------------------------
+
+@cli.group(name="index")
+def index_group():
+    """FAISS indexes: built over the current version, tuned to a measured recall."""
+
+
+@index_group.command(name="build")
+@click.option("--kind", default="hnsw", show_default=True,
+              help="flat, hnsw, ivf, ivfpq, or a FAISS index_factory string such as 'IVF256,SQ8'.")
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True,
+              help="The recall@10 (against exact search) that the search parameters are tuned to.")
+@click.option("--if-stale", is_flag=True, help="Build only if there is no index for the current version.")
+@store_options
+@user_errors
+def index_build(kind, target_recall, if_stale, store_path, as_json):
+    """Build an index over the current version; it replaces the store's index.
+
+    \b
+    Examples:
+        simdex index build                         # HNSW, tuned to recall@10 >= 0.95
+        simdex index build --kind ivfpq --target-recall 0.9
+        simdex index build --kind "IVF1024,SQ8"
+    """
+    from indexes import index_state
+    from indexes.build import build_index
+
+    with open_store(store_path) as store:
+        state = index_state(store)
+        if if_stale and state is not None and not state["stale"]:
+            click.echo(f"the {state['kind']} index is up to date with version {state['version']}", err=True)
+            return
+        progress = ProgressLine(f"index build {kind}", unit="vectors", scale=1)
+        result = build_index(store, kind=kind, target_recall=target_recall, progress=progress)
+        progress.done()
+    for note in result.notes:
+        click.echo(f"warning: {note}", err=True)
+    if as_json:
+        emit(True, result.as_json())
+    else:
+        click.echo(f"{result.kind} index ({result.factory}) over version {result.version}: recall@10 "
+                   f"{result.recall_at_10:.4f} with {result.params}, {result.bytes / 2**20:,.1f} MiB, "
+                   f"{result.seconds:.1f}s")
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 
 def restrict_option(command):
@@ -294,8 +350,9 @@ def print_analogies(result, as_json):
         emit(True, result.as_json())
         return
     label = "3CosAdd" if result.method == "add" else "3CosMul"
-    click.echo(f"{result.name} ({label}, restrict {result.restrict:,}): accuracy {100 * result.accuracy:.2f}% "
-               f"({result.correct:,}/{result.questions:,}), {result.skipped:,} skipped, {result.seconds:.2f}s")
+    click.echo(f"{result.name} ({label}, restrict {result.restrict:,}, {result.search}): accuracy "
+               f"{100 * result.accuracy:.2f}% ({result.correct:,}/{result.questions:,}), "
+               f"{result.skipped:,} skipped, {result.seconds:.2f}s")
     width = max([len(s.name) for s in result.sections] + [9])
     for section in [result.split(False), result.split(True)] + result.sections:
         click.echo(f"  {section.name:<{width}}  {100 * section.accuracy:6.2f}%  ({section.correct:,}/{section.questions:,})")
@@ -325,8 +382,9 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
     with open_store(store_path, version) as store:
         progress = ProgressLine("eval analogies", unit="questions", scale=1)
         result = evaluate_analogies(store, file, restrict=restrict, method=method, on_error=on_error,
-                                    progress=progress)
+                                    exact=exact, progress=progress)
         progress.done()
+        show_notice(store)
     print_analogies(result, as_json)
 
 

@@ -53,6 +53,7 @@ class AnalogyResult:
     invalid: int  # malformed lines skipped with on_error="skip"
     seconds: float
     sections: list[Section] = field(default_factory=list)
+    search: str = "exact"  # or the index kind and parameters it went through
 
     @property
     def accuracy(self) -> float:
@@ -71,7 +72,7 @@ class AnalogyResult:
                 "questions": self.questions, "skipped": self.skipped, "seconds": round(self.seconds, 3),
                 "sections": [s.as_json() for s in self.sections],
                 "semantic": self.split(False).as_json(), "syntactic": self.split(True).as_json(),
-                "method": self.method, "restrict": self.restrict, "invalid": self.invalid}
+                "method": self.method, "restrict": self.restrict, "invalid": self.invalid, "search": self.search}
 
 
 @dataclass
@@ -122,7 +123,9 @@ def read_analogies(path, on_error: str = "fail"):
 
 
 def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, method: str = "add",
-                       on_error: str = "fail", progress=None) -> AnalogyResult:
+                       on_error: str = "fail", exact: bool = False, progress=None) -> AnalogyResult:
+    """Accuracy on an analogy set; through the store's index (over-fetch, exact re-rank) when it
+    has one for this version, unless `exact`."""
     if method not in ("add", "mul"):
         raise SimdexError(f"unknown method {method!r} (use add or mul)")
     started = time.perf_counter()
@@ -145,14 +148,28 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
     abc = np.array(questions, dtype=np.int64).reshape(-1, 3)
     # 3CosAdd searches the restricted rows; gensim's 3CosMul searches them all (see above)
     search_rows = restrict if method == "add" else None
-    _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=search_rows, progress=progress)
-    predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, search_rows)
+    searcher = None if exact else store.searcher()
+    if searcher is None:
+        _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=search_rows, progress=progress)
+        predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, search_rows)
+        searched = "exact"
+    else:
+        from indexes import analogies
+
+        top5 = np.full((len(abc), 5), -1, dtype=np.int64)
+        for q0 in range(0, len(abc), 2048):
+            _, top5[q0:q0 + 2048] = analogies(searcher, store.matrix(), abc[q0:q0 + 2048], 5, method=method,
+                                              restrict=search_rows)
+            if progress:
+                progress(min(len(abc), q0 + 2048), len(abc))
+        predicted = [_first_acceptable(keys, rows, abc[q], ok_vocab) for q, rows in enumerate(top5)]
+        searched = f"{searcher.kind} {searcher.params}"
     for owner, guess, answer in zip(owners, predicted, expected):
         results[owner].questions += 1
         results[owner].correct += guess == answer
     return AnalogyResult(path.stem if path.suffix else path.name, method, restrict,
                          sum(s.correct for s in results), sum(s.questions for s in results), skipped,
-                         invalid, time.perf_counter() - started, results)
+                         invalid, time.perf_counter() - started, results, searched)
 
 
 def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, search_rows) -> list[str]:
@@ -171,14 +188,20 @@ def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, search_rows) 
     if recheck:
         _, top5 = query.analogies(matrix, abc[recheck], 5, method=method, restrict=search_rows)
         for q, rows in zip(recheck, top5):
-            ignore = {keys[i].upper() for i in abc[q]}
-            guess = None
-            for row in rows[rows >= 0]:
-                guess = keys[row].upper()
-                if guess in ok_vocab and guess not in ignore:
-                    break
-            predicted[q] = guess
+            predicted[q] = _first_acceptable(keys, rows, abc[q], ok_vocab)
     return predicted
+
+
+def _first_acceptable(keys, rows, question_ids, ok_vocab):
+    """gensim's loop over its top 5: the first answer in the vocabulary that is not a question
+    word (else the last one looked at, which then counts as wrong)."""
+    ignore = {keys[i].upper() for i in question_ids}
+    guess = None
+    for row in rows[rows >= 0]:
+        guess = keys[row].upper()
+        if guess in ok_vocab and guess not in ignore:
+            break
+    return guess
 
 
 def _uppercase_vocabulary(keys, restrict) -> dict[str, int]:

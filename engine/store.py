@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from . import migrations, query
-from .errors import EmptyStore, StoreNotFound, UnknownVersion, UnknownWord, close_spellings
-from .tensorfile import MatrixWriter, read_matrix
+from .errors import BadQuery, EmptyStore, StoreNotFound, UnknownVersion, UnknownWord, close_spellings
+from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
 VECTORS_DIR = "vectors"
@@ -77,6 +75,9 @@ class Store:
         self._matrix = None
         self._keys = None
         self._key_to_id = None
+        self._searcher = None
+        self._lookups = 0
+        self.notice: str | None = None  # why a query searched exactly although an index exists
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class Store:
 
     def _forget(self) -> None:
         """Drop what was read, so the next read sees a version committed through this Store."""
-        self._version = self._matrix = self._keys = self._key_to_id = None
+        self._version = self._matrix = self._keys = self._key_to_id = self._searcher = None
 
     def set_current(self, number: int) -> None:
         self.get_version(number)
@@ -165,7 +166,8 @@ class Store:
     def matrix(self) -> np.ndarray:
         """(n, d) float32, unit rows (zero rows stay zero), memory-mapped; row i is keys()[i]."""
         if self._matrix is None:
-            self._matrix = read_matrix(self.path / self.version.file)
+            # a plain ndarray view of the memory map: slicing a np.memmap costs microseconds
+            self._matrix = read_matrix(self.path / self.version.file).view(np.ndarray)
         return self._matrix
 
     def keys(self) -> list[str]:
@@ -192,6 +194,9 @@ class Store:
 
     def id_of(self, word: str) -> int:
         """The row of `word`; raises UnknownWord with close spellings."""
+        self._lookups += 1
+        if self._key_to_id is None and self._lookups > 64:
+            self.key_to_id()  # many lookups: one read of the vocabulary beats a query each
         if self._key_to_id is not None:
             found = self._key_to_id.get(word)
         else:
@@ -210,7 +215,7 @@ class Store:
     def keys_of(self, ids) -> list[str]:
         """The keys of the given rows, in the given order."""
         ids = [int(i) for i in ids]
-        if self._keys is not None or len(ids) > 500:
+        if self._keys is not None or len(ids) > 500 or self._lookups > 64:
             keys = self.keys()
             return [keys[i] for i in ids]
         found = dict(
@@ -244,16 +249,43 @@ class Store:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def neighbors(self, query_text: str, k: int = 10, restrict: int | None = None) -> list[tuple[str, float]]:
+    def searcher(self):
+        """The FAISS index searcher for this version, or None (then `notice` may say why)."""
+        if self._searcher is None:
+            from indexes import open_searcher
+
+            self._searcher, self.notice = open_searcher(self)
+            if self._searcher is None:
+                self._searcher = False
+        return self._searcher or None
+
+    def neighbors(self, query_text: str, k: int = 10, restrict: int | None = None,
+                  exact: bool = False) -> list[tuple[str, float]]:
         """Nearest keys to a word or an expression such as "king - man + woman", best first.
 
         The query's own words are left out, as in gensim's most_similar. `restrict` searches
-        only the first N rows (the most frequent words of a frequency-sorted source).
+        only the first N rows (the most frequent words of a frequency-sorted source). The
+        store's index answers when it was built for this version, unless `exact`.
         """
-        return self.neighbors_many([query_text], k=k, restrict=restrict)[0]
+        if " " not in query_text.strip():
+            return self.neighbors_of_word(query_text.strip(), k=k, restrict=restrict, exact=exact)
+        return self.neighbors_many([query_text], k=k, restrict=restrict, exact=exact)[0]
 
-    def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None):
-        """neighbors() for many queries, answered with one matrix product."""
+    def neighbors_of_word(self, word: str, k: int = 10, restrict: int | None = None, exact: bool = False):
+        """neighbors() of one word: its row's vector, its own row left out."""
+        row = self.id_of(word)
+        matrix = self.matrix()
+        xq = matrix[row:row + 1]
+        searcher = None if exact else self.searcher()
+        if searcher is None:
+            D, I = query.search(matrix, xq, k, restrict=restrict, exclude=[[row]])
+            return self._pairs(D[0], I[0])
+        D, I = searcher.search(xq, k + 1, restrict=restrict)
+        keep = (I[0] != row) & (I[0] >= 0)
+        return self._pairs(D[0][keep][:k], I[0][keep][:k])
+
+    def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None, exact: bool = False):
+        """neighbors() for many queries, answered in one batch."""
         parsed = [query.parse_expression(text) for text in query_texts]
         if len(parsed) > 50:
             self.key_to_id()  # one read of the vocabulary beats many lookups
@@ -265,7 +297,13 @@ class Store:
             exclude.append(np.concatenate([pos_ids, neg_ids]))
         if not vectors:
             return []
-        D, I = query.search(matrix, np.stack(vectors), k, restrict=restrict, exclude=exclude)
+        xq = np.stack(vectors)
+        searcher = None if exact else self.searcher()
+        if searcher is None:
+            D, I = query.search(matrix, xq, k, restrict=restrict, exclude=exclude)
+        else:
+            extra = max(len(ids) for ids in exclude)
+            D, I = _drop_excluded(*searcher.search(xq, k + extra, restrict=restrict), exclude, k)
         return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
 
     def neighbors_of_vector(self, vector, k: int = 10, restrict: int | None = None):
@@ -273,13 +311,23 @@ class Store:
         D, I = query.search(self.matrix(), query.normalize(vector), k, restrict=restrict)
         return self._pairs(D[0], I[0])
 
-    def analogy(self, a: str, b: str, c: str, k: int = 1, method: str = "add", restrict: int | None = None):
+    def analogy(self, a: str, b: str, c: str, k: int = 1, method: str = "add", restrict: int | None = None,
+                exact: bool = False):
         """D such that a is to b as c is to D ("man", "king", "woman" -> "queen"), best first.
 
         method "add" is 3CosAdd (gensim most_similar), "mul" is 3CosMul (most_similar_cosmul).
+        Through an index, candidates are over-fetched and re-ranked exactly.
         """
+        if method not in ("add", "mul"):
+            raise BadQuery(f"unknown analogy method {method!r} (use 'add' or 'mul')")
         ids = self.ids_of([a, b, c])
-        D, I = query.analogies(self.matrix(), ids[None, :], k, method=method, restrict=restrict)
+        searcher = None if exact else self.searcher()
+        if searcher is None:
+            D, I = query.analogies(self.matrix(), ids[None, :], k, method=method, restrict=restrict)
+        else:
+            from indexes import analogies
+
+            D, I = analogies(searcher, self.matrix(), ids[None, :], k, method=method, restrict=restrict)
         return self._pairs(D[0], I[0])
 
     def similarity(self, a: str, b: str) -> float:
@@ -288,12 +336,15 @@ class Store:
 
     def _pairs(self, scores, ids) -> list[tuple[str, float]]:
         keep = ids >= 0
-        return list(zip(self.keys_of(ids[keep]), (float(s) for s in scores[keep])))
+        return list(zip(self.keys_of(ids[keep].tolist()), scores[keep].tolist()))
 
     # -- writing -----------------------------------------------------------------------------
 
     def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None,
-                    parent=None, config=None) -> "VersionWriter":
+                    parent=None, config=None):
+        """A VersionWriter (engine/writer.py) for a new version; use it as a context manager."""
+        from .writer import VersionWriter
+
         return VersionWriter(self, kind=kind, dim=dim, source=source, sha256=sha256,
                              format=format, parent=parent, config=config or {})
 
@@ -315,101 +366,17 @@ class Store:
         }
 
 
-class VersionWriter:
-    """Writes a new version: rows go to a temporary matrix file and the vocabulary into an open
-    transaction as they come; `commit()` renames the file and commits. A context manager:
-    leaving the block with an exception (Ctrl-C included) rolls everything back.
-
-    The transaction holds the store's write lock for the writer's life; readers carry on (WAL).
-    """
-
-    def __init__(self, store: Store, *, kind, dim, source, sha256, format, parent, config):
-        if kind not in ("words", "sentences"):
-            raise ValueError(f"kind must be 'words' or 'sentences', got {kind!r}")
-        self.store = store
-        self.kind, self.dim = kind, dim
-        self.fields = dict(source=source, sha256=sha256, format=format, parent=parent, config=config)
-        self.count = 0
-        self.version: Version | None = None
-        vectors = store.path / VECTORS_DIR
-        vectors.mkdir(exist_ok=True)
-        _remove_abandoned_temporaries(vectors)
-        self._tmp = vectors / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.safetensors"
-        self._conn = store.conn
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.number = self._conn.execute("SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0]
-            self._matrix = MatrixWriter(self._tmp, dim)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-
-    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks) -> None:
-        """Add rows (already unit length), their keys, original norms and source ranks."""
-        m = len(keys)
-        if unit_rows.shape[0] != m or len(norms) != m or len(ranks) != m:
-            raise ValueError("rows, keys, norms and ranks must have the same length")
-        self._matrix.append(unit_rows)
-        self._conn.executemany(
-            f"INSERT INTO vocab (version, id, key, norm, rank) VALUES ({self.number}, ?, ?, ?, ?)",
-            zip(range(self.count, self.count + m), keys,
-                np.asarray(norms, dtype=np.float64).tolist(), np.asarray(ranks, dtype=np.int64).tolist()),
-        )
-        self.count += m
-
-    def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
-        number, conn, f = self.number, self._conn, self.fields
-        relative = f"{VECTORS_DIR}/v{number}.safetensors"
-        final = self.store.path / relative
-        try:
-            self._matrix.close()
-            os.replace(self._tmp, final)
-            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            conn.execute(
-                "INSERT INTO versions (version, kind, source, sha256, format, count, dim, parent,"
-                " created, file, config, metrics) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (number, self.kind, f["source"], f["sha256"], f["format"], self.count, self.dim,
-                 f["parent"], created, relative, json.dumps(f["config"]), json.dumps(metrics or {})),
-            )
-            conn.execute(f"CREATE UNIQUE INDEX vocab_key_v{number} ON vocab(key) WHERE version = {number}")
-            if make_current:
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(number),))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            final.unlink(missing_ok=True)
-            self._tmp.unlink(missing_ok=True)
-            raise
-        self.version = self.store.get_version(number)
-        if self.store._pinned is None:
-            self.store._forget()
-        return self.version
-
-    def abort(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-        self._matrix.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and self.version is None:
-            self.abort()
-        return False
-
-
-def _remove_abandoned_temporaries(vectors: Path) -> None:
-    """Remove partial matrices left by writers that were killed (their process is gone)."""
-    for tmp in vectors.glob(".tmp-*.safetensors"):
-        try:
-            pid = int(tmp.name.split("-")[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError):
-            continue
+def _drop_excluded(D, I, exclude, k):
+    """Each query's results without its excluded ids, cut to k (padded with -1 / -inf)."""
+    nq = len(I)
+    out_D = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_I = np.full((nq, k), -1, dtype=np.int64)
+    for q in range(nq):
+        keep = (I[q] >= 0) & ~np.isin(I[q], exclude[q])
+        found = min(k, int(keep.sum()))
+        out_D[q, :found] = D[q][keep][:found]
+        out_I[q, :found] = I[q][keep][:found]
+    return out_D, out_I
 
 
 def _version_from_row(row) -> Version:

@@ -103,10 +103,9 @@ def test_google_analogies_3cosadd_match_gensim(glove_store):
 def test_per_question_agreement_with_gensim_on_a_sample(glove_store, glove_kv, tmp_path):
     """Both methods, question by question, against gensim's own evaluation on a sample."""
     lines = packaged.ANALOGY_SETS["questions-words"].read_text().splitlines()
-    sample, section = [], None
+    sample = []
     for number, line in enumerate(lines):
         if line.startswith(":"):
-            section = line
             sample.append(line)
         elif number % 40 == 0:
             sample.append(line)

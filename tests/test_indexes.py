@@ -1,0 +1,213 @@
+"""FAISS indexes: recall against a brute-force numpy reference, persistence, staleness, errors,
+interruption; and analogies through HNSW on the real GloVe staying within 0.5 points of exact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_allclose, assert_array_equal
+
+from cli import cli
+from engine import Store, query
+from engine.evaluate import evaluate_analogies
+from engine.ingest import ingest
+from indexes import index_state
+from indexes.build import BadIndex, build_index, measure_recall, pq_subquantizers
+
+from .conftest import write_text
+
+
+def clustered(n=12_000, d=64, centers=150, seed=0):
+    rng = np.random.default_rng(seed)
+    middles = rng.normal(size=(centers, d))
+    points = middles[rng.integers(0, centers, size=n)] + 0.35 * rng.normal(size=(n, d))
+    return points.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def seeded_store(tmp_path_factory):
+    """A store of 12,000 clustered 64-d vectors, written as a real GloVe text file."""
+    directory = tmp_path_factory.mktemp("seeded")
+    points = clustered()
+    lines = [f"w{i} " + " ".join(f"{x:.6f}" for x in row) for i, row in enumerate(points)]
+    store = Store.create(directory / "store")
+    ingest(store, write_text(directory / "seeded.txt", lines))
+    return store
+
+
+def fresh_copy(store, tmp_path):
+    shutil.copytree(store.path, tmp_path / "copy")
+    return Store.open(tmp_path / "copy")
+
+
+def brute_force(matrix, rows, k):
+    """The numpy reference: top k by inner product, each query's own row left out."""
+    scores = matrix[rows] @ matrix.T
+    scores[np.arange(len(rows)), rows] = -np.inf
+    I = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, I, axis=1), I
+
+
+def test_flat_returns_exactly_the_reference(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    result = build_index(store, kind="flat")
+    assert result.recall_at_10 == 1.0 and result.met
+    matrix = np.asarray(store.matrix())
+    rows = np.arange(0, 12_000, 97)
+    D_ref, I_ref = brute_force(matrix, rows, 10)
+    D, I = store.searcher().search(matrix[rows], 11)
+    assert_array_equal(I[:, 1:], I_ref)  # column 0 is each query's own row
+    assert_allclose(D[:, 1:], D_ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind, target", [("hnsw", 0.95), ("ivf", 0.95), ("ivfpq", 0.9), ("IVF64,SQ8", 0.9)])
+def test_kinds_meet_their_target_against_the_reference(seeded_store, tmp_path, kind, target):
+    store = fresh_copy(seeded_store, tmp_path)
+    result = build_index(store, kind=kind, target_recall=target)
+    assert result.met and result.recall_at_10 >= target, result
+    # an independent check on other queries, against the numpy reference
+    matrix = np.asarray(store.matrix())
+    rows = np.random.default_rng(99).choice(12_000, size=500, replace=False)
+    _, truth = brute_force(matrix, rows, 10)
+    recall = measure_recall(store.searcher(), matrix[rows], rows, truth, 10)
+    assert recall >= target - 0.03, (kind, recall)
+
+
+def test_ivfpq_is_at_most_an_eighth_of_flat(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    flat = build_index(store, kind="flat")
+    pq = build_index(store, kind="ivfpq", target_recall=0.9)
+    assert pq.bytes <= flat.bytes / 8, (pq.bytes, flat.bytes)
+    assert "rerank" in pq.params
+    assert pq_subquantizers(64, 12_000, 307) == 8
+    assert pq_subquantizers(50, 400_000, 2529) == 10
+
+
+def test_restrict_through_the_index(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    build_index(store, kind="hnsw")
+    answers = store.neighbors("w5000", k=10, restrict=3000)
+    assert answers and all(int(word[1:]) < 3000 for word, _ in answers)
+    exact = store.neighbors("w5000", k=10, restrict=3000, exact=True)
+    assert len({w for w, _ in answers} & {w for w, _ in exact}) >= 8
+
+
+def test_persistence_round_trip(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    result = build_index(store, kind="hnsw")
+    before = store.neighbors_many(["w1", "w2 + w3"], k=10)
+    reopened = Store.open(store.path)
+    searcher = reopened.searcher()
+    assert searcher is not None and searcher.params == result.params
+    assert reopened.neighbors_many(["w1", "w2 + w3"], k=10) == before
+    state = index_state(reopened)
+    assert (state["kind"], state["version"], state["stale"]) == ("hnsw", 1, False)
+    assert state["recall_at_10"] == pytest.approx(result.recall_at_10)
+    assert [p.name for p in (store.path / "indexes").iterdir()] == ["v1-1.faiss"]
+
+
+def test_a_stale_index_is_never_used_silently(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    build_index(store, kind="hnsw")
+    ingest(store, write_text(tmp_path / "v2.txt", ["w1 1 0", "w2 0 1", "w3 1 1"]))
+    newer = Store.open(store.path)
+    assert index_state(newer)["stale"] is True
+    assert newer.neighbors("w1", k=1) == [("w3", pytest.approx(0.7071, abs=1e-4))]
+    assert newer.notice.startswith("the hnsw index was built for version 1, not version 2: searching exactly")
+    older = Store.open(store.path, version=1)
+    assert older.searcher() is not None and older.notice is None
+    runner = CliRunner()
+    result = runner.invoke(cli, ["neighbors", "w1", "-k", "1", "--store", str(store.path)])
+    assert result.exit_code == 0
+    assert result.stderr.startswith("notice: the hnsw index was built for version 1")
+    assert "(stale)" in runner.invoke(cli, ["info", "--store", str(store.path)]).stdout
+
+
+def test_bad_kind_and_bad_target(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    with pytest.raises(BadIndex, match="invalid FAISS factory string 'Bogus42'"):
+        build_index(store, kind="Bogus42")
+    with pytest.raises(BadIndex, match="must be in \\(0, 1\\]"):
+        build_index(store, target_recall=1.5)
+    result = CliRunner().invoke(cli, ["index", "build", "--kind", "Bogus42", "--store", str(store.path)])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: invalid FAISS factory string 'Bogus42'")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_interrupted_build_leaves_the_previous_index(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    first = build_index(store, kind="ivf")
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(store, kind="hnsw", progress=interrupt)
+    reopened = Store.open(store.path)
+    assert index_state(reopened)["kind"] == "ivf"
+    assert reopened.searcher().params == first.params
+    assert [p.name for p in (store.path / "indexes").iterdir()] == ["v1-1.faiss"]
+
+
+def test_unreachable_target_is_reported(tmp_path):
+    rng = np.random.default_rng(5)  # no clusters: hard for a coarse quantiser
+    lines = [f"r{i} " + " ".join(f"{x:.5f}" for x in row) for i, row in enumerate(rng.normal(size=(5000, 64)))]
+    store = Store.create(tmp_path / "random")
+    ingest(store, write_text(tmp_path / "random.txt", lines))
+    result = build_index(store, kind="IVF64,PQ1x4", target_recall=1.0)
+    assert not result.met and result.recall_at_10 < 1.0
+    assert result.notes[0].startswith("target recall@10 1.0 not met: the best was ")
+
+
+def test_cli_index_build_json(seeded_store, tmp_path):
+    store = fresh_copy(seeded_store, tmp_path)
+    result = CliRunner().invoke(cli, ["index", "build", "--kind", "ivf", "--json", "--store", str(store.path)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert list(record)[:5] == ["kind", "version", "recall_at_10", "params", "seconds"]
+    assert record["kind"] == "ivf" and record["version"] == 1 and record["recall_at_10"] >= 0.95
+    [info] = [json.loads(line) for line in CliRunner().invoke(cli, ["info", "--json", "--store", str(store.path)]).stdout.splitlines()]
+    assert info["index"]["kind"] == "ivf" and info["index"]["params"] == record["params"]
+
+
+def test_exact_search_module_against_faiss_flat():
+    import faiss
+
+    xb = query.normalize(clustered(3000, 16, seed=3))
+    xq = query.normalize(clustered(50, 16, seed=4))
+    index = faiss.IndexFlatIP(16)
+    index.add(xb)
+    D_ref, I_ref = index.search(xq, 10)
+    D, I = query.search(xb, xq, 10)
+    assert_array_equal(I, I_ref)
+    assert_allclose(D, D_ref, rtol=1e-5)
+
+
+# -- the real GloVe 6B 50d through HNSW --------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def glove_hnsw(glove_store, tmp_path_factory):
+    path = tmp_path_factory.mktemp("glove_hnsw") / "store"
+    shutil.copytree(glove_store.path, path)
+    store = Store.open(path)
+    result = build_index(store, kind="hnsw", target_recall=0.95)
+    assert result.met and result.recall_at_10 >= 0.95
+    return Store.open(path)
+
+
+def test_hnsw_analogies_stay_within_half_a_point_of_exact(glove_hnsw):
+    for method in ("add", "mul"):
+        exact = evaluate_analogies(glove_hnsw, method=method, exact=True)
+        through = evaluate_analogies(glove_hnsw, method=method)
+        assert through.search.startswith("hnsw") and exact.search == "exact"
+        assert abs(through.accuracy - exact.accuracy) <= 0.005, (method, through.accuracy, exact.accuracy)
+
+
+def test_hnsw_readme_answers(glove_hnsw):
+    assert glove_hnsw.analogy("man", "king", "woman")[0][0] == "queen"
+    assert "toad" in [w for w, _ in glove_hnsw.neighbors("frog")]
+    assert glove_hnsw.neighbors("king - man + woman", k=1)[0][0] == "queen"
