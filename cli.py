@@ -95,7 +95,7 @@ class ProgressLine:
         self.last = now
         rate = done / self.scale / elapsed
         eta = (total - done) / (done / elapsed) if done else 0
-        extra = f"  {vectors:,} vectors" if vectors is not None else ""
+        extra = f"  {vectors:,} vectors ({vectors / elapsed:,.0f}/s)" if vectors is not None else ""
         line = (f"{self.label}: {100 * done / max(total, 1):5.1f}%{extra}  "
                 f"{rate:,.1f} {self.unit}/s  ETA {eta:,.0f}s")
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)

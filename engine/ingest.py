@@ -112,7 +112,7 @@ def _ingest_packaged(store, name, limit, started, progress) -> IngestResult:
             ranks = np.arange(start + 1, start + 1 + len(unit), dtype=np.int64)
             writer.append(unit, keys[start:start + step], norms, ranks)
             if progress:
-                progress(writer.count, len(keys), writer.count)
+                progress(writer.count, len(keys), None)
         version = writer.commit(metrics={"skipped": 0, "duplicates": 0})
     return IngestResult(version.version, version.count, version.dim, 0, 0,
                         time.perf_counter() - started, name, "packaged")

@@ -170,6 +170,18 @@ class Store:
             self._matrix = read_matrix(self.path / self.version.file).view(np.ndarray)
         return self._matrix
 
+    def tensor(self, device=None):
+        """The matrix as a torch tensor (memory-mapped through safetensors; imports torch), for
+        `torch.nn.Embedding.from_pretrained(store.tensor(), freeze=False)`."""
+        import safetensors.torch
+
+        tensor = safetensors.torch.load_file(str(self.path / self.version.file))["vectors"]
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return tensor.to(device)
+
     def keys(self) -> list[str]:
         """The words (or sentence texts), in row order."""
         if self._keys is None:

@@ -53,3 +53,13 @@ def test_an_exception_removes_the_partial_file(tmp_path):
             writer.append(np.ones((2, 3), np.float32))
             raise RuntimeError("boom")
     assert not path.exists()
+
+
+def test_store_tensor_feeds_nn_embedding(tiny_store):
+    import torch
+
+    tensor = tiny_store.tensor(device="cpu")
+    assert tensor.dtype == torch.float32 and tuple(tensor.shape) == (6, 4)
+    embedding = torch.nn.Embedding.from_pretrained(tensor, freeze=False)
+    row = tiny_store.id_of("queen")
+    assert_array_equal(embedding(torch.tensor([row])).detach().numpy()[0], tiny_store.matrix()[row])
