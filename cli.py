@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 
@@ -106,9 +107,19 @@ class ProgressLine:
             click.echo("", err=True)
 
 
+class SimdexGroup(click.Group):
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except BrokenPipeError:
+            # the reader went away (`simdex neighbors ... | head -1`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+
+
 # -- commands -------------------------------------------------------------------------------------
 
-@click.group()
+@click.group(cls=SimdexGroup)
 @click.version_option(package_name="simdex")
 def cli():
     """simdex: vector search and similarity for word and sentence embeddings.

@@ -25,6 +25,15 @@ class EmptyStore(SimdexError):
         super().__init__(f"{self.path}: the store has no versions yet (run `simdex ingest SOURCE`)")
 
 
+class StoreBusy(SimdexError):
+    def __init__(self, path):
+        super().__init__(f"{path}: another simdex process is writing to this store; try again when it is done")
+
+
+class DamagedStore(SimdexError):
+    """A file the store's database points to is missing or unreadable."""
+
+
 class UnknownVersion(SimdexError):
     def __init__(self, path, version, known):
         self.version = version

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import migrations, query
-from .errors import BadQuery, EmptyStore, StoreNotFound, UnknownVersion, UnknownWord, close_spellings
+from .errors import (BadQuery, DamagedStore, EmptyStore, StoreBusy, StoreNotFound, UnknownVersion, UnknownWord,
+                     close_spellings)
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
@@ -57,7 +58,9 @@ class Version:
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    # a writer waits this long for another one to finish (SIMDEX_BUSY_TIMEOUT seconds, default 30)
+    timeout = float(os.environ.get("SIMDEX_BUSY_TIMEOUT", "30"))
+    conn = sqlite3.connect(db_path, isolation_level=None, timeout=timeout)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -113,6 +116,15 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def begin_write(self) -> None:
+        """Start the transaction a writer holds (BEGIN IMMEDIATE: the store's write lock)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreBusy(self.path) from None
+            raise
+
     def __enter__(self):
         return self
 
@@ -166,8 +178,13 @@ class Store:
     def matrix(self) -> np.ndarray:
         """(n, d) float32, unit rows (zero rows stay zero), memory-mapped; row i is keys()[i]."""
         if self._matrix is None:
-            # a plain ndarray view of the memory map: slicing a np.memmap costs microseconds
-            self._matrix = read_matrix(self.path / self.version.file).view(np.ndarray)
+            path = self.path / self.version.file
+            try:
+                # a plain ndarray view of the memory map: slicing a np.memmap costs microseconds
+                self._matrix = read_matrix(path).view(np.ndarray)
+            except (OSError, ValueError, KeyError) as e:
+                raise DamagedStore(f"{path}: the vectors of version {self.version.version} cannot be read "
+                                   f"({e.__class__.__name__}: {e})") from None
         return self._matrix
 
     def tensor(self, device=None):

@@ -41,7 +41,7 @@ class VersionWriter:
         _remove_abandoned_temporaries(vectors)
         self._tmp = vectors / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.safetensors"
         self._conn = store.conn
-        self._conn.execute("BEGIN IMMEDIATE")
+        store.begin_write()
         try:
             self.number = self._conn.execute("SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0]
             self._matrix = MatrixWriter(self._tmp, dim)

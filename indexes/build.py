@@ -203,7 +203,11 @@ def _record(store, result: BuildResult, tmp_path: str) -> None:
     conn = store.conn
     tmp = Path(tmp_path)
     final = None
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        store.begin_write()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     try:
         old = conn.execute("SELECT id, path FROM indexes").fetchall()
         number = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM indexes").fetchone()[0]

@@ -151,3 +151,34 @@ def test_export_round_trips_and_gensim_reads_it(tiny, tmp_path):
     tiny("export", str(npy), "--format", "npy", "--version", "1")
     np.testing.assert_allclose(np.load(npy), store.matrix())
     assert (tmp_path / "out.npy.vocab.txt").read_text().split("\n")[:2] == ["king", "queen"]
+
+
+def test_queries_from_stdin(tiny):
+    result = CliRunner().invoke(cli, ["neighbors", "--file", "-", "-k", "1", "--json"], input="queen\nprince\n",
+                                env={"SIMDEX_STORE": tiny.store})
+    assert [(r["query"], r["word"]) for r in json_lines(result)] == [("queen", "woman"), ("prince", "king")]
+
+
+def test_a_busy_store_is_a_clear_error(tiny, tiny_glove, monkeypatch):
+    import sqlite3
+
+    holder = sqlite3.connect(f"{tiny.store}/store.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = CliRunner().invoke(cli, ["ingest", str(tiny_glove)],
+                                    env={"SIMDEX_STORE": tiny.store, "SIMDEX_BUSY_TIMEOUT": "0.2"})
+        reader = tiny("neighbors", "king", "-k", "1")  # readers are not blocked by a writer
+    finally:
+        holder.execute("ROLLBACK")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tiny.store}: another simdex process is writing to this store; try again when it is done\n"
+    assert reader.exit_code == 0 and reader.stdout.startswith("king\n   1  prince")
+
+
+def test_a_missing_vectors_file_is_a_clear_error(tiny):
+    import os
+
+    os.remove(f"{tiny.store}/vectors/v1.safetensors")
+    result = tiny("neighbors", "king")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {tiny.store}/vectors/v1.safetensors: the vectors of version 1 cannot be read")
