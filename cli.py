@@ -166,6 +166,12 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
     progress.done()
     if result.skipped:
         click.echo(f"skipped {result.skipped} bad line(s), first: {', '.join(result.first_skipped)}", err=True)
+    from indexes import index_state
+
+    state = index_state(store)
+    if state is not None and state["stale"]:
+        click.echo(f"notice: the {state['kind']} index was built for version {state['version']}; queries on "
+                   f"version {result.version} search exactly until you run `simdex index build`", err=True)
     if as_json:
         emit(True, result.as_json())
     else:
@@ -194,8 +200,9 @@ def info(store_path, as_json):
                    f"{v['created']}  {v['source']}{parent}")
     index = record["index"]
     click.echo("index    none" if index is None else
-               f"index    {index['kind']} on v{index['version']}, recall@10 {index['recall_at_10']}, "
-               f"params {index['params']}" + ("  (stale)" if index.get("stale") else ""))
+               f"index    {index['kind']} ({index['factory']}) on v{index['version']}, recall@10 "
+               f"{index['recall_at_10']:.4f}, params {index['params']}, {index['bytes'] / 2**20:,.1f} MiB"
+               + (f"  (stale: the current version is v{record['current']})" if index.get("stale") else ""))
 
 
 @cli.command()

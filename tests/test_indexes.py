@@ -124,7 +124,10 @@ def test_a_stale_index_is_never_used_silently(seeded_store, tmp_path):
     result = runner.invoke(cli, ["neighbors", "w1", "-k", "1", "--store", str(store.path)])
     assert result.exit_code == 0
     assert result.stderr.startswith("notice: the hnsw index was built for version 1")
-    assert "(stale)" in runner.invoke(cli, ["info", "--store", str(store.path)]).stdout
+    assert "(stale: the current version is v2)" in runner.invoke(cli, ["info", "--store", str(store.path)]).stdout
+    again = runner.invoke(cli, ["ingest", str(tmp_path / "v2.txt"), "--store", str(store.path)])
+    assert again.stderr == ("notice: the hnsw index was built for version 1; queries on version 3 search "
+                            "exactly until you run `simdex index build`\n")
 
 
 def test_bad_kind_and_bad_target(seeded_store, tmp_path):
