@@ -205,11 +205,10 @@ def _first_acceptable(keys, rows, question_ids, ok_vocab):
 
 
 def _uppercase_vocabulary(keys, restrict) -> dict[str, int]:
-    """Uppercased word -> row, over the first `restrict` words; the first spelling wins."""
-    ok_vocab: dict[str, int] = {}
-    for row, key in enumerate(keys[:restrict]):
-        ok_vocab.setdefault(key.upper(), row)
-    return ok_vocab
+    """Uppercased word -> row, over the first `restrict` words; the first spelling wins
+    (built from the end, so earlier rows overwrite later ones)."""
+    first = keys[:restrict]
+    return dict(zip(map(str.upper, reversed(first)), range(len(first) - 1, -1, -1)))
 
 
 # -- word pairs -----------------------------------------------------------------------------------

@@ -98,7 +98,8 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
     """Scores of questions (a, b, c) against rows, for 3CosAdd or 3CosMul.
 
     Returns f(q0, q1) -> scores of questions q0..q1 against `rows`; with tiled=True,
-    f(row_tile) -> scores of all the questions against `row_tile`.
+    f(row_tile, out) -> scores of all the questions against `row_tile`, computed in `out`
+    (a float32 buffer of at least (3 nq, len(row_tile)): reusing it saves page faults).
     """
     if method not in ("add", "mul"):
         raise BadQuery(f"unknown analogy method {method!r} (use 'add' or 'mul')")
@@ -106,15 +107,14 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
     if method == "add":
         queries = normalize((b + c - a) / 3)
         if tiled:
-            return lambda tile: queries @ tile.T
+            return lambda tile, out: np.matmul(queries, tile.T, out=out[:len(queries), :len(tile)])
         return lambda q0, q1: queries[q0:q1] @ rows.T
-
     stacked = np.concatenate([a, b, c])  # one matrix product for the three cosines
 
-    def cosmul(q0, q1, tile):
+    def cosmul(q0, q1, tile, out=None):
         m = q1 - q0
-        whole = q0 == 0 and q1 == len(a)
-        sims = (stacked if whole else np.concatenate([a[q0:q1], b[q0:q1], c[q0:q1]])) @ tile.T
+        terms = stacked if q0 == 0 and q1 == len(a) else np.concatenate([a[q0:q1], b[q0:q1], c[q0:q1]])
+        sims = np.matmul(terms, tile.T, out=None if out is None else out[:3 * m, :len(tile)])
         sims += 1
         sims *= 0.5  # cosines mapped to [0, 1]
         sim_a, sim_b, sim_c = sims[:m], sims[m:2 * m], sims[2 * m:]
@@ -124,7 +124,7 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
         return sim_b
 
     if tiled:
-        return lambda tile: cosmul(0, len(a), tile)
+        return lambda tile, out: cosmul(0, len(a), tile, out)
     return lambda q0, q1: cosmul(q0, q1, rows)
 
 
@@ -181,6 +181,7 @@ def best_analogies(matrix: np.ndarray, abc_ids: np.ndarray, method: str = "add",
     row_block = row_block or (4096 if method == "add" else 1024)  # 3CosMul tiles hold 3 products
     best_scores = np.full(nq, -np.inf, dtype=np.float32)
     best_ids = np.full(nq, -1, dtype=np.int64)
+    out = np.empty((3 * query_block if method == "mul" else query_block, row_block), dtype=np.float32)
     for q0 in range(0, nq, query_block):
         q1 = min(nq, q0 + query_block)
         scorer = analogy_scorer(matrix, None, abc_ids[q0:q1], method, tiled=True)
@@ -189,7 +190,7 @@ def best_analogies(matrix: np.ndarray, abc_ids: np.ndarray, method: str = "add",
         top_i = np.full(q1 - q0, -1, dtype=np.int64)
         for r0 in range(0, n, row_block):
             r1 = min(n, r0 + row_block)
-            scores = scorer(rows[r0:r1])
+            scores = scorer(rows[r0:r1], out)
             hit = (excluded >= r0) & (excluded < r1)
             if hit.any():
                 which = np.nonzero(hit)
