@@ -138,3 +138,16 @@ def test_word_pairs_match_gensim(glove_store, glove_kv):
         assert ours.spearman == pytest.approx(spearman_result.statistic, abs=1e-6)
         assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
         assert 100 * ours.oov == pytest.approx(oov_percent)
+
+
+def test_cli_eval_all_and_compare_on_glove(glove_store):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "all", "--json", "--store", str(glove_store.path)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["name"] for r in records] == ["questions-words", "wordsim353", "simlex999"]
+    assert records[0]["semantic"]["questions"] + records[0]["syntactic"]["questions"] == 19_486
+    result = runner.invoke(cli, ["eval", "compare", "1", "1", "--json", "--store", str(glove_store.path)])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0] == {"metric": "questions-words accuracy (add)", "v1": 0.463718, "v2": 0.463718, "diff": 0.0}
+    assert {row["metric"] for row in rows} >= {"wordsim353 spearman", "simlex999 spearman"}
