@@ -18,6 +18,7 @@ gap. Every reader stops after `limit` vectors.
 from __future__ import annotations
 
 import gzip
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from .errors import BadVectorFile
 from .sources import Source
 
 BATCH_BYTES = 2 << 20
-BATCH_LINES = 20_000
+BATCH_LINES = 5_000
 _THREADS = True
 _ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError)
 
@@ -46,14 +47,20 @@ class Batch:
 
 @dataclass
 class ReadReport:
-    """What a reader skipped (with on_error="skip"), filled in as it goes."""
-    skipped: int = 0
-    first_skipped: list[str] = field(default_factory=list)
+    """What a reader skipped (with on_error="skip"): line numbers, or vector numbers for binary."""
+    skipped_at: list[int] = field(default_factory=list)
+    unit: str = "line"
 
-    def skip(self, where: str) -> None:
-        self.skipped += 1
-        if len(self.first_skipped) < 5:
-            self.first_skipped.append(where)
+    def skip(self, at: int) -> None:
+        self.skipped_at.append(at)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_at)
+
+    @property
+    def first_skipped(self) -> list[str]:
+        return [f"{self.unit} {at}" for at in sorted(self.skipped_at)[:5]]
 
 
 def read_vectors(source: Source, *, limit=None, on_error="fail", report=None, careful=False):
@@ -140,73 +147,135 @@ def _read_block(stream) -> bytes:
 
 
 def read_text_careful(source: Source, *, limit=None, on_error="fail", report: ReadReport):
-    dim = source.dim
-    label = source.label
+    """Line by line. The shape of each line is checked as it is read; its numbers are parsed
+    a batch at a time (one numpy call), and only a batch that fails is parsed line by line
+    to find the culprit, so errors still come in file order."""
+    dim, label = source.dim, source.label
     stream, _ = source.open()
-    keys: list[str] = []
-    values: list[str] = []
-    ranks: list[int] = []
-    rank = 0
+    pending: list[tuple[int, str, str]] = []  # (line number, word, its values as text)
+    rank = 0  # vectors accepted
+    seen = 0  # vector lines read: accepted, pending or skipped
     line_no = 0
 
-    def bad(problem: str):
-        if on_error == "skip":
-            report.skip(f"line {line_no}")
+    def bad(problem: str, at: int):
+        if on_error != "skip":
+            raise BadVectorFile(label, problem, line=at)
+        report.skip(at)
+
+    def flush():
+        nonlocal rank
+        if not pending:
+            return None
+        rows, finite = _parse_rows(" ".join(values for _, _, values in pending), len(pending), dim)
+        if rows is None or not finite.all():
+            good, good_rows = [], []
+            for i, (at, _, values) in enumerate(pending):  # the culprits, in file order
+                if rows is not None:
+                    row, number_problem = rows[i], None if finite[i] else "NaN or infinite value"
+                else:
+                    row, number_problem = _parse_row(values.split())
+                if number_problem:
+                    bad(number_problem, at)
+                else:
+                    good.append(i)
+                    good_rows.append(row)
+            keys = [pending[i][1] for i in good]
+            rows = np.array(good_rows, dtype=np.float32).reshape(-1, dim)
         else:
-            raise BadVectorFile(label, problem, line=line_no)
+            keys = [key for _, key, _ in pending]
+        pending.clear()
+        if limit is not None:
+            keys, rows = keys[:limit - rank], rows[:limit - rank]
+        ranks = np.arange(rank + 1, rank + 1 + len(keys), dtype=np.int64)
+        rank += len(keys)
+        return Batch(keys, rows, ranks) if keys else None
+
+    def structural(problem: str, at: int):
+        if on_error != "skip":
+            flush()  # an earlier line's bad number is the first error
+        bad(problem, at)
 
     try:
         lines = iter(stream)
-        while limit is None or rank < limit:
+        while True:
+            if limit is not None and rank + len(pending) >= limit:
+                batch = flush()
+                if batch:
+                    yield batch
+                if rank >= limit:
+                    break
             try:
                 raw = next(lines)
             except StopIteration:
                 break
             except _ARCHIVE_ERRORS as e:
+                flush()
                 raise BadVectorFile(label, f"truncated or corrupt {source.compression} data after "
                                            f"line {line_no} ({e})") from None
             line_no += 1
-            if line_no == 1 and source.has_header:
-                continue
-            if source.header_count is not None and rank + report.skipped >= source.header_count and raw.strip():
+            if line_no == 1 and source.has_header or not raw.strip():
+                continue  # the header, or a blank line
+            seen += 1
+            if source.header_count is not None and seen > source.header_count:
+                flush()
                 raise BadVectorFile(label, f"more vectors than the header's count of {source.header_count}",
                                     line=line_no)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                bad(f"undecodable bytes (not UTF-8) at column {e.start + 1}")
+                structural(f"undecodable bytes (not UTF-8) at column {e.start + 1}", line_no)
                 continue
-            parts = text.rstrip().rsplit(None, dim)
-            if not parts:
-                continue  # a blank line
-            if len(parts) != dim + 1 or _ends_with_number(parts[0]):
-                found = len(text.split()) - 1
-                bad(f"expected a word and {dim} values, found {found} value{'s' if found != 1 else ''}")
-                continue
-            try:
-                row = np.array(parts[1:], dtype=np.float32)
-            except ValueError:
-                bad(f"non-numeric value {_first_non_number(parts[1:])!r}")
-                continue
-            if not np.isfinite(row).all():
-                bad("NaN or infinite value")
-                continue
-            rank += 1
-            keys.append(parts[0].lstrip())
-            values.extend(parts[1:])
-            ranks.append(rank)
-            if len(keys) >= BATCH_LINES:
-                yield Batch(keys, np.array(values, dtype=np.float32).reshape(-1, dim), np.array(ranks))
-                keys, values, ranks = [], [], []
-        if keys:
-            yield Batch(keys, np.array(values, dtype=np.float32).reshape(-1, dim), np.array(ranks))
+            text = text.rstrip()
+            space = text.find(" ")
+            if space > 0 and text.count(" ") == dim and "  " not in text and "\t" not in text:
+                pending.append((line_no, text[:space], text[space + 1:]))  # the usual shape
+            else:
+                parts = text.rsplit(None, dim)  # words with spaces, tabs, runs of spaces
+                if len(parts) != dim + 1 or _ends_with_number(parts[0]):
+                    found = len(text.split()) - 1
+                    structural(f"expected a word and {dim} values, found {found} value{'s' if found != 1 else ''}",
+                               line_no)
+                    continue
+                pending.append((line_no, parts[0].lstrip(), " ".join(parts[1:])))
+            if len(pending) >= BATCH_LINES:
+                batch = flush()
+                if batch:
+                    yield batch
+        batch = flush()
+        if batch:
+            yield batch
         if rank == 0 and report.skipped == 0:
             raise BadVectorFile(label, "no vectors in the file")
-        if source.header_count is not None and limit is None and rank + report.skipped != source.header_count:
-            raise BadVectorFile(label, f"the header says {source.header_count} vectors but the file "
-                                       f"holds {rank + report.skipped}")
+        if source.header_count is not None and limit is None and seen != source.header_count:
+            raise BadVectorFile(label, f"the header says {source.header_count} vectors but the file holds {seen}")
     finally:
         stream.close()
+
+
+def _parse_rows(values: str, n: int, dim: int):
+    """(rows (n, dim), finite mask (n,)) from space-separated numbers, or (None, None) when
+    they are not n * dim numbers. numpy's C parser: about 3x faster than a list of strings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "could not be read to its end"
+        try:
+            flat = np.fromstring(values, dtype=np.float32, sep=" ")
+        except ValueError:
+            return None, None
+    if flat.size != n * dim:
+        return None, None
+    rows = flat.reshape(n, dim)
+    return rows, np.isfinite(rows).all(axis=1)
+
+
+def _parse_row(fields: list[str]):
+    """(row, None) or (None, the problem) for one line's value fields."""
+    try:
+        row = np.array(fields, dtype=np.float32)
+    except ValueError:
+        return None, f"non-numeric value {_first_non_number(fields)!r}"
+    if not np.isfinite(row).all():
+        return None, "NaN or infinite value"
+    return row, None
 
 
 def _ends_with_number(word: str) -> bool:
@@ -232,6 +301,7 @@ def _first_non_number(fields: list[str]) -> str:
 
 def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadReport):
     dim, count, label = source.dim, source.header_count, source.label
+    report.unit = "vector"
     record_bytes = 4 * dim
     stream, _ = source.open()
     wanted = count if limit is None else min(count, limit)
@@ -261,13 +331,13 @@ def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadRepo
             except UnicodeDecodeError:
                 if on_error != "skip":
                     raise BadVectorFile(label, f"vector {number}: the word is not valid UTF-8") from None
-                report.skip(f"vector {number}")
+                report.skip(number)
                 continue
             if not np.isfinite(vector).all() or not word:
                 if on_error != "skip":
                     problem = "NaN or infinite value" if word else "empty word"
                     raise BadVectorFile(label, f"vector {number}: {problem}")
-                report.skip(f"vector {number}")
+                report.skip(number)
                 continue
             keys.append(word)
             chunks.append(vector)

@@ -157,3 +157,11 @@ def test_a_killed_ingest_leaves_the_old_version_answering(tiny_store, tmp_path):
     result = ingest(reopened, path)
     assert result.version == 2 and result.count == 200_000
     assert sorted(p.name for p in (tiny_store.path / "vectors").iterdir()) == ["v1.safetensors", "v2.safetensors"]
+
+
+def test_errors_come_in_file_order(tiny_store, tmp_path):
+    # a bad number (found when its batch is parsed) before a bad shape (found as it is read)
+    path = write_text(tmp_path / "order.txt", GOOD[:1] + ["x 1 abc 3 4", GOOD[1], "y 1 2"] + GOOD[2:])
+    assert error_of(tiny_store, path) == f"{path}, line 2: non-numeric value 'abc'"
+    result = ingest(tiny_store, path, on_error="skip")
+    assert result.first_skipped == ["line 2", "line 4"] and result.count == 6
