@@ -300,53 +300,63 @@ def _first_non_number(fields: list[str]) -> str:
 
 
 def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadReport):
+    """word2vec binary: "N D\\n", then per vector the word, a space, D little-endian float32
+    (and, usually, a newline). Records are cut in Python; each batch's numbers are checked in
+    one numpy call."""
     dim, count, label = source.dim, source.header_count, source.label
     report.unit = "vector"
     record_bytes = 4 * dim
     stream, _ = source.open()
     wanted = count if limit is None else min(count, limit)
+    records: list[tuple[int, bytes, bytes]] = []  # (vector number, word bytes, value bytes)
+
+    def batch():
+        keys, kept, ranks = [], [], []
+        rows = np.frombuffer(b"".join(blob for _, _, blob in records), dtype="<f4").reshape(-1, dim)
+        finite = np.isfinite(rows).all(axis=1)
+        for i, (number, word_bytes, _) in enumerate(records):
+            try:
+                word = word_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                word, problem = None, "the word is not valid UTF-8"
+            else:
+                problem = "NaN or infinite value" if not finite[i] else None if word else "empty word"
+            if problem:
+                if on_error != "skip":
+                    raise BadVectorFile(label, f"vector {number}: {problem}")
+                report.skip(number)
+                continue
+            keys.append(word)
+            kept.append(i)
+            ranks.append(number)
+        records.clear()
+        return Batch(keys, rows[kept].astype(np.float32), np.array(ranks, dtype=np.int64)) if keys else None
+
     try:
         stream.readline()  # the "N D" header
         buffer = b""
         position = 0
-        keys, chunks, ranks = [], [], []
         for number in range(1, wanted + 1):
-            while True:
-                while position < len(buffer) and buffer[position] in b"\n\r":
-                    position += 1
-                space = buffer.find(b" ", position)
-                if space >= 0 and len(buffer) >= space + 1 + record_bytes:
-                    break
+            space = buffer.find(b" ", position)
+            while space < 0 or len(buffer) < space + 1 + record_bytes:
                 more = _read_binary_block(stream, label, number)
                 if not more:
                     raise BadVectorFile(label, f"truncated: the header says {count} vectors, the file "
                                                f"ends inside vector {number}")
                 buffer = buffer[position:] + more
                 position = 0
-            word_bytes = buffer[position:space]
-            vector = np.frombuffer(buffer, dtype="<f4", count=dim, offset=space + 1)
+                space = buffer.find(b" ", position)
+            records.append((number, buffer[position:space].lstrip(b"\n\r"),
+                            buffer[space + 1:space + 1 + record_bytes]))
             position = space + 1 + record_bytes
-            try:
-                word = word_bytes.decode("utf-8")
-            except UnicodeDecodeError:
-                if on_error != "skip":
-                    raise BadVectorFile(label, f"vector {number}: the word is not valid UTF-8") from None
-                report.skip(number)
-                continue
-            if not np.isfinite(vector).all() or not word:
-                if on_error != "skip":
-                    problem = "NaN or infinite value" if word else "empty word"
-                    raise BadVectorFile(label, f"vector {number}: {problem}")
-                report.skip(number)
-                continue
-            keys.append(word)
-            chunks.append(vector)
-            ranks.append(number)
-            if len(keys) >= BATCH_LINES:
-                yield Batch(keys, np.array(chunks, dtype=np.float32), np.array(ranks))
-                keys, chunks, ranks = [], [], []
-        if keys:
-            yield Batch(keys, np.array(chunks, dtype=np.float32), np.array(ranks))
+            if len(records) >= BATCH_LINES:
+                found = batch()
+                if found:
+                    yield found
+        if records:
+            found = batch()
+            if found:
+                yield found
         if limit is None and (buffer[position:].strip() or _read_binary_block(stream, label, count).strip()):
             raise BadVectorFile(label, f"more data after the {count} vectors the header announces")
     finally:

@@ -165,3 +165,19 @@ def test_errors_come_in_file_order(tiny_store, tmp_path):
     assert error_of(tiny_store, path) == f"{path}, line 2: non-numeric value 'abc'"
     result = ingest(tiny_store, path, on_error="skip")
     assert result.first_skipped == ["line 2", "line 4"] and result.count == 6
+
+
+def test_bad_binary_records(store, tmp_path):
+    def record(word: bytes, *values):
+        return word + b" " + struct.pack("<4f", *values) + b"\n"
+
+    path = tmp_path / "bad.bin"
+    path.write_bytes(b"4 4\n" + record(b"a", 1, 0, 0, 0) + record(b"b", 1, float("nan"), 0, 0)
+                     + record(b"c\xff", 0, 1, 0, 0) + record(b"d", 0, 0, 1, 0))
+    assert error_of(store, path) == f"{path}: vector 2: NaN or infinite value"
+    result = ingest(store, path, on_error="skip")
+    assert (result.count, result.skipped, result.first_skipped) == (2, 2, ["vector 2", "vector 3"])
+    assert store.keys() == ["a", "d"]
+    extra = tmp_path / "extra.bin"
+    extra.write_bytes(b"1 4\n" + record(b"a", 1, 0, 0, 0) + record(b"b", 0, 1, 0, 0))
+    assert error_of(store, extra) == f"{extra}: more data after the 1 vectors the header announces"
