@@ -206,6 +206,20 @@ def info(store_path, as_json):
 
 
 @cli.command()
+@click.argument("version", type=int)
+@store_options
+@user_errors
+def use(version, store_path, as_json):
+    """Make VERSION the current version (queries, indexes and exports follow it)."""
+    with open_store(store_path) as store:
+        chosen = store.set_current(version)
+    if as_json:
+        emit(True, {"current": chosen.version})
+    else:
+        click.echo(f"version {chosen.version} is current ({chosen.count:,} x {chosen.dim}, {chosen.source})")
+
+
+@cli.command()
 @click.argument("queries", nargs=-1)
 @k_option
 @click.option("--restrict", type=click.IntRange(min=1), help="Search only the first N words (the most frequent).")

@@ -169,9 +169,15 @@ class Store:
         """Drop what was read, so the next read sees a version committed through this Store."""
         self._version = self._matrix = self._keys = self._key_to_id = self._searcher = None
 
-    def set_current(self, number: int) -> None:
-        self.get_version(number)
+    def set_current(self, number: int) -> Version:
+        """Make version `number` the current one (roll back to it, or forward again)."""
+        version = self.get_version(number)
+        self.begin_write()
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(int(number)),))
+        self.conn.execute("COMMIT")
+        if self._pinned is None:
+            self._forget()
+        return version
 
     # -- data of the version read ------------------------------------------------------------
 
@@ -188,8 +194,9 @@ class Store:
         return self._matrix
 
     def tensor(self, device=None):
-        """The matrix as a torch tensor (memory-mapped through safetensors; imports torch), for
-        `torch.nn.Embedding.from_pretrained(store.tensor(), freeze=False)`."""
+        """The matrix as a torch tensor, read with safetensors onto `device` (default: CUDA when
+        there is one), for `torch.nn.Embedding.from_pretrained(store.tensor(), freeze=False)`.
+        Imports torch."""
         import safetensors.torch
 
         tensor = safetensors.torch.load_file(str(self.path / self.version.file))["vectors"]

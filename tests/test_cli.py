@@ -182,3 +182,11 @@ def test_a_missing_vectors_file_is_a_clear_error(tiny):
     result = tiny("neighbors", "king")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tiny.store}/vectors/v1.safetensors: the vectors of version 1 cannot be read")
+
+
+def test_use_switches_the_current_version(tiny, tmp_path):
+    tiny("ingest", str(write_text(tmp_path / "v2.txt", ["king 0 1", "queen 1 0"])))
+    assert json_lines(tiny("use", "1", "--json")) == [{"current": 1}]
+    assert tiny("neighbors", "king", "-k", "1").stdout.startswith("king\n   1  prince")
+    missing = tiny("use", "7")
+    assert missing.exit_code == 1 and missing.stderr.startswith(f"Error: {tiny.store}: no version 7 (versions: 1, 2)")
