@@ -190,3 +190,19 @@ def test_use_switches_the_current_version(tiny, tmp_path):
     assert tiny("neighbors", "king", "-k", "1").stdout.startswith("king\n   1  prince")
     missing = tiny("use", "7")
     assert missing.exit_code == 1 and missing.stderr.startswith(f"Error: {tiny.store}: no version 7 (versions: 1, 2)")
+
+
+def test_a_word_query_imports_neither_torch_nor_sqlite_utils(tiny):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from cli import cli\n"
+        f"result = CliRunner().invoke(cli, ['neighbors', 'king', '--store', {tiny.store!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('torch', 'sqlite_utils', 'faiss', 'pyarrow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
