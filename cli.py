@@ -33,6 +33,15 @@ def k_option(command):
                         help="How many answers.")(command)
 
 
+def exact_option(command):
+    return click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")(command)
+
+
+def version_option(what: str = "Query"):
+    return click.option("--version", "version", type=int,
+                        help=f"{what} this version instead of the current one.")
+
+
 def user_errors(command):
     """Turn the library's named exceptions into `Error: ...` lines (exit 1)."""
     @functools.wraps(command)
@@ -223,10 +232,10 @@ def use(version, store_path, as_json):
 @click.argument("queries", nargs=-1)
 @k_option
 @click.option("--restrict", type=click.IntRange(min=1), help="Search only the first N words (the most frequent).")
-@click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")
+@exact_option
 @click.option("--file", "query_file", type=click.File("r", encoding="utf-8"),
               help="Read one query per line ('-' for stdin).")
-@click.option("--version", "version", type=int, help="Query this version instead of the current one.")
+@version_option()
 @store_options
 @user_errors
 def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_json):
@@ -244,8 +253,8 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
     if not texts:
         raise click.UsageError("give at least one QUERY, or --file")
     with open_store(store_path, version) as store:
-        if len(texts) == 1 and " " not in texts[0].strip():
-            answers = [store.neighbors_of_word(texts[0].strip(), k=k, restrict=restrict, exact=exact)]
+        if len(texts) == 1:
+            answers = [store.neighbors(texts[0], k=k, restrict=restrict, exact=exact)]
         else:
             answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact)
         show_notice(store)
@@ -261,8 +270,8 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
 @click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True,
               help="3CosAdd (most_similar) or 3CosMul (most_similar_cosmul).")
 @click.option("--restrict", type=click.IntRange(min=1), help="Answer only from the first N words.")
-@click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")
-@click.option("--version", "version", type=int, help="Query this version instead of the current one.")
+@exact_option
+@version_option()
 @store_options
 @user_errors
 def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
@@ -276,7 +285,7 @@ def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
 @cli.command()
 @click.argument("word1")
 @click.argument("word2")
-@click.option("--version", "version", type=int, help="Query this version instead of the current one.")
+@version_option()
 @store_options
 @user_errors
 def similarity(word1, word2, version, store_path, as_json):
@@ -295,7 +304,7 @@ def similarity(word1, word2, version, store_path, as_json):
               default="glove", show_default=True)
 @click.option("--scale", type=click.Choice(["unit", "original"]), default="unit", show_default=True,
               help="Unit-length rows (as stored) or the source's lengths (from the stored norms).")
-@click.option("--version", "version", type=int, help="Export this version instead of the current one.")
+@version_option("Export")
 @store_options
 @user_errors
 def export(out, fmt, scale, version, store_path, as_json):
@@ -402,9 +411,9 @@ def print_pairs(result, as_json):
 @click.argument("file", required=False, type=click.Path())
 @restrict_option
 @method_option
-@click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")
+@exact_option
 @on_error_option
-@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@version_option("Evaluate")
 @store_options
 @user_errors
 def eval_analogies(file, restrict, method, exact, on_error, version, store_path, as_json):
@@ -424,7 +433,7 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
 @click.argument("files", nargs=-1, type=click.Path())
 @restrict_option
 @on_error_option
-@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@version_option("Evaluate")
 @store_options
 @user_errors
 def eval_pairs(files, restrict, on_error, version, store_path, as_json):
@@ -440,7 +449,7 @@ def eval_pairs(files, restrict, on_error, version, store_path, as_json):
 @eval_group.command(name="all")
 @restrict_option
 @method_option
-@click.option("--version", "version", type=int, help="Evaluate this version instead of the current one.")
+@version_option("Evaluate")
 @store_options
 @user_errors
 def eval_all(restrict, method, version, store_path, as_json):

@@ -59,6 +59,8 @@ def analogies(searcher, matrix, abc_ids, k: int, method: str = "add", restrict: 
     exactly from the stored vectors. A row found by several probes is kept once."""
     from engine.query import COSMUL_EPSILON, normalize
 
+    from .searcher import best_of, candidate_vectors
+
     abc_ids = np.asarray(abc_ids, dtype=np.int64).reshape(-1, 3)
     a, b, c = (np.asarray(matrix[abc_ids[:, j]], dtype=np.float32) for j in range(3))
     queries = normalize((b + c - a) / 3)
@@ -72,19 +74,13 @@ def analogies(searcher, matrix, abc_ids, k: int, method: str = "add", restrict: 
         candidates = np.concatenate(probes, axis=1)
     candidates = _unique_rows(candidates)
     candidates[(candidates[:, :, None] == abc_ids[:, None, :]).any(axis=2)] = -1
-    nq, m = candidates.shape
-    vectors = np.asarray(matrix[np.where(candidates >= 0, candidates, 0).ravel()], dtype=np.float32).reshape(nq, m, -1)
+    vectors = candidate_vectors(matrix, candidates)
     if method == "add":
         scores = np.einsum("qmd,qd->qm", vectors, queries)
     else:
         sim_a, sim_b, sim_c = ((np.einsum("qmd,qd->qm", vectors, x) + 1) / 2 for x in (a, b, c))
         scores = sim_b * sim_c / (sim_a + COSMUL_EPSILON)
-    scores[candidates < 0] = -np.inf
-    order = np.lexsort((candidates, -scores), axis=1)[:, :k]
-    D = np.take_along_axis(scores, order, axis=1).astype(np.float32)
-    I = np.take_along_axis(candidates, order, axis=1)
-    I[~np.isfinite(D)] = -1
-    return D, I
+    return best_of(scores, candidates, k)
 
 
 def _unique_rows(candidates: np.ndarray) -> np.ndarray:

@@ -18,12 +18,14 @@ the target wins; when none does, the best one is kept and the shortfall reported
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -197,9 +199,6 @@ def _save(store, index) -> tuple[str, int]:
 def _record(store, result: BuildResult, tmp_path: str) -> None:
     """Rename the index into place and make it the store's index in one transaction; the
     files of the indexes it replaces are removed after the commit."""
-    import json
-    from pathlib import Path
-
     conn = store.conn
     tmp = Path(tmp_path)
     final = None

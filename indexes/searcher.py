@@ -97,11 +97,20 @@ class Searcher:
 
 def exact_rerank(matrix: np.ndarray, xq: np.ndarray, candidates: np.ndarray, k: int):
     """Re-score each query's candidate rows exactly and keep the best k (ties: lower id)."""
+    vectors = candidate_vectors(matrix, candidates)
+    return best_of(np.einsum("qmd,qd->qm", vectors, xq), candidates, k)
+
+
+def candidate_vectors(matrix: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The stored rows of (nq, m) candidate ids as (nq, m, d); -1 ids read row 0 (masked later)."""
     nq, m = candidates.shape
     safe = np.where(candidates >= 0, candidates, 0)
-    vectors = np.asarray(matrix[safe.ravel()], dtype=np.float32).reshape(nq, m, -1)
-    scores = np.einsum("qmd,qd->qm", vectors, xq)
-    scores[candidates < 0] = -np.inf
+    return np.asarray(matrix[safe.ravel()], dtype=np.float32).reshape(nq, m, -1)
+
+
+def best_of(scores: np.ndarray, candidates: np.ndarray, k: int):
+    """(D, I): each query's k best candidates by score, ties by lower id; -1 ids never win."""
+    scores = np.where(candidates >= 0, scores, -np.inf)
     order = np.lexsort((candidates, -scores), axis=1)[:, :k]
     D = np.take_along_axis(scores, order, axis=1).astype(np.float32)
     I = np.take_along_axis(candidates, order, axis=1)

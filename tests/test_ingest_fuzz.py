@@ -21,7 +21,7 @@ DAMAGE = [
     lambda rng, w: "   ",                           # spaces only (fine)
     lambda rng, w: f"{w}\t1 2 3",                   # a tab (fine)
     lambda rng, w: f"{w}  1 2  3  ",                # runs of spaces (fine)
-    lambda rng, w: f"two words 1 2 3",              # a word with a space (fine)
+    lambda rng, w: "two words 1 2 3",              # a word with a space (fine)
 ]
 FINE = {5, 6, 7, 8, 9}
 
