@@ -2,7 +2,8 @@
 
 Every decision lives in engine/ (data) and indexes/ (search). Results go to stdout, as a table
 or, with --json, as one JSON object per line; progress and notices go to stderr. A user's
-mistake is one `Error:` line and a non-zero exit, never a traceback.
+mistake, or a fault of the machine (a full disk, read-only media), is one `Error:` line and a
+non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import time
 
 import click
 
-from engine.errors import SimdexError
+from engine.errors import MACHINE_ERRNOS, SimdexError
+from engine.records import to_json
 
 
 # -- shared options and output ------------------------------------------------------------------
 
 def store_options(command):
-    """--store (env SIMDEX_STORE, default: the per-user store) and --json, on every command."""
+    """--store (env SIMDEX_STORE: a path, or a bare name in the per-user data dir) and --json."""
     command = click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout.")(command)
-    command = click.option("--store", "store_path", envvar="SIMDEX_STORE", type=click.Path(),
-                           help="Store directory [env SIMDEX_STORE; default ~/.local/share/simdex/default].")(command)
+    command = click.option("--store", "store_path", envvar="SIMDEX_STORE",
+                           help="A store path (with a /), or a bare name: a store in ~/.local/share/simdex "
+                                "[env SIMDEX_STORE; default: default].")(command)
     return command
 
 
@@ -43,24 +46,23 @@ def version_option(what: str = "Query"):
 
 
 def user_errors(command):
-    """Turn the library's named exceptions into `Error: ...` lines (exit 1)."""
+    """Turn the library's named exceptions, and the machine's faults, into `Error: ...` lines."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except SimdexError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            if e.errno not in MACHINE_ERRNOS:
+                raise
+            raise click.ClickException(f"{e.filename or 'simdex'}: {e.strerror}") from None
     return wrapper
-
-
-def resolve_store_path(store_path):
-    from engine.store import default_store_path
-    return store_path or str(default_store_path())
 
 
 def open_store(store_path, version=None):
     from engine.store import Store
-    return Store.open(resolve_store_path(store_path), version=version)
+    return Store.open(store_path, version=version)
 
 
 def show_notice(store) -> None:
@@ -69,21 +71,29 @@ def show_notice(store) -> None:
         click.echo(f"notice: {store.notice}", err=True)
 
 
-def emit(as_json: bool, record: dict) -> None:
-    click.echo(json.dumps(record, ensure_ascii=False) if as_json else record)
+def output(as_json: bool, results, table) -> None:
+    """Print results: each as one JSON line (`to_json` of a result object, or a dict as it is),
+    or as the lines `table(result)` returns."""
+    for result in results if isinstance(results, list) else [results]:
+        if as_json:
+            record = result if isinstance(result, dict) else to_json(result)
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            lines = table(result)
+            for line in [lines] if isinstance(lines, str) else lines:
+                click.echo(line)
 
 
-def emit_ranked(as_json: bool, title: str, answers) -> None:
-    """A query's (word, score) answers: JSON lines `query, rank, word, score`, or a small table."""
+def output_ranked(as_json: bool, title: str, answers, key: str = "word") -> None:
+    """A query's (key, score) answers: JSON lines `query, rank, word, score`, or a small table."""
+    records = [{"query": title, "rank": rank, key: word, "score": round(score, 6)}
+               for rank, (word, score) in enumerate(answers, 1)]
     if as_json:
-        for rank, (word, score) in enumerate(answers, 1):
-            click.echo(json.dumps({"query": title, "rank": rank, "word": word, "score": round(score, 6)},
-                                  ensure_ascii=False))
+        output(True, records, None)
         return
-    click.echo(title)
     width = max((len(word) for word, _ in answers), default=4)
-    for rank, (word, score) in enumerate(answers, 1):
-        click.echo(f"{rank:4d}  {word:<{width}}  {score:.4f}")
+    click.echo(title)
+    output(False, records, lambda r: f"{r['rank']:4d}  {r[key]:<{width}}  {r['score']:.4f}")
 
 
 class ProgressLine:
@@ -167,26 +177,20 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
     from engine.ingest import ingest as run_ingest
     from engine.store import Store
 
-    store = Store.create(resolve_store_path(store_path))
-    progress = (ProgressLine(f"ingest {source}") if source else
-                ProgressLine("ingest packaged GloVe 6B 50d", unit="vectors", scale=1))
-    result = run_ingest(store, source, format=fmt, member=member, limit=limit, on_error=on_error,
-                        progress=progress)
-    progress.done()
+    with Store.create(store_path) as store:
+        progress = (ProgressLine(f"ingest {source}") if source else
+                    ProgressLine("ingest packaged GloVe 6B 50d", unit="vectors", scale=1))
+        result = run_ingest(store, source, format=fmt, member=member, limit=limit, on_error=on_error,
+                            progress=progress)
+        progress.done()
+        state = store.index_state()
     if result.skipped:
         click.echo(f"skipped {result.skipped} bad line(s), first: {', '.join(result.first_skipped)}", err=True)
-    from indexes import index_state
-
-    state = index_state(store)
     if state is not None and state["stale"]:
         click.echo(f"notice: the {state['kind']} index was built for version {state['version']}; queries on "
                    f"version {result.version} search exactly until you run `simdex index build`", err=True)
-    if as_json:
-        emit(True, result.as_json())
-    else:
-        click.echo(f"version {result.version}: {result.count:,} vectors of dimension {result.dim} "
-                   f"({result.format}) in {result.seconds:.2f}s; {result.duplicates} duplicate(s), "
-                   f"{result.skipped} skipped")
+    output(as_json, result, lambda r: f"version {r.version}: {r.count:,} vectors of dimension {r.dim} ({r.format}) "
+                                      f"in {r.seconds:.2f}s; {r.duplicates} duplicate(s), {r.skipped} skipped")
 
 
 @cli.command()
@@ -196,22 +200,23 @@ def info(store_path, as_json):
     """Show the store's versions, the current one and the index."""
     with open_store(store_path) as store:
         record = store.info()
-    if as_json:
-        emit(True, record)
-        return
-    click.echo(f"store    {record['store']}")
-    click.echo(f"current  {record['current']}")
+    output(as_json, record, info_table)
+
+
+def info_table(record) -> list[str]:
+    lines = [f"store    {record['store']}", f"current  {record['current']}"]
     for v in record["versions"]:
         mark = "*" if v["version"] == record["current"] else " "
         size = f"{v['bytes'] / 2**20:,.1f} MiB" if v["bytes"] is not None else "missing"
         parent = f"  parent {v['parent']}" if v["parent"] else ""
-        click.echo(f"{mark} v{v['version']:<3} {v['kind']:<9} {v['count']:>10,} x {v['dim']:<4} {size:>10}  "
-                   f"{v['created']}  {v['source']}{parent}")
+        lines.append(f"{mark} v{v['version']:<3} {v['kind']:<9} {v['count']:>10,} x {v['dim']:<4} {size:>10}  "
+                     f"{v['created']}  {v['source']}{parent}")
     index = record["index"]
-    click.echo("index    none" if index is None else
-               f"index    {index['kind']} ({index['factory']}) on v{index['version']}, recall@10 "
-               f"{index['recall_at_10']:.4f}, params {index['params']}, {index['bytes'] / 2**20:,.1f} MiB"
-               + (f"  (stale: the current version is v{record['current']})" if index.get("stale") else ""))
+    lines.append("index    none" if index is None else
+                 f"index    {index['kind']} ({index['factory']}) on v{index['version']}, recall@10 "
+                 f"{index['recall_at_10']:.4f}, {index['bytes'] / 2**20:,.1f} MiB"
+                 + (f"  (stale: the current version is v{record['current']})" if index.get("stale") else ""))
+    return lines
 
 
 @cli.command()
@@ -222,10 +227,24 @@ def use(version, store_path, as_json):
     """Make VERSION the current version (queries, indexes and exports follow it)."""
     with open_store(store_path) as store:
         chosen = store.set_current(version)
-    if as_json:
-        emit(True, {"current": chosen.version})
-    else:
-        click.echo(f"version {chosen.version} is current ({chosen.count:,} x {chosen.dim}, {chosen.source})")
+    output(as_json, {"current": chosen.version},
+           lambda _: f"version {chosen.version} is current ({chosen.count:,} x {chosen.dim}, {chosen.source})")
+
+
+@cli.command()
+@store_options
+@user_errors
+def versions(store_path, as_json):
+    """List the store's versions with their lineage (parent) and metrics."""
+    with open_store(store_path) as store:
+        current = store.current_version()
+        records = [{**v.summary(), "current": v.version == current, "metrics": v.metrics} for v in store.versions()]
+
+    def table(r):
+        parent = f"from v{r['parent']}" if r["parent"] else "root"
+        return (f"{'*' if r['current'] else ' '} v{r['version']:<3} {r['kind']:<9} {r['count']:>10,} x {r['dim']:<4} "
+                f"{parent:<8} {r['created']}  {r['source']}")
+    output(as_json, records, table)
 
 
 @cli.command()
@@ -259,7 +278,7 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
             answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact)
         show_notice(store)
     for text, answer in zip(texts, answers):
-        emit_ranked(as_json, text, answer)
+        output_ranked(as_json, text, answer)
 
 
 @cli.command()
@@ -279,7 +298,7 @@ def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
     with open_store(store_path, version) as store:
         answers = store.analogy(a, b, c, k=k, method=method, restrict=restrict, exact=exact)
         show_notice(store)
-    emit_ranked(as_json, f"{a} : {b} :: {c} : ?", answers)
+    output_ranked(as_json, f"{a} : {b} :: {c} : ?", answers)
 
 
 @cli.command()
@@ -289,13 +308,44 @@ def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
 @store_options
 @user_errors
 def similarity(word1, word2, version, store_path, as_json):
-    """Cosine similarity of two words."""
+    """Cosine similarity of two words, or of two sets of words written "a + b" (their means,
+    as gensim's n_similarity).
+
+    \b
+    Examples:
+        simdex similarity cat dog
+        simdex similarity "sushi + shop" "japanese + restaurant"
+    """
     with open_store(store_path, version) as store:
         score = store.similarity(word1, word2)
-    if as_json:
-        emit(True, {"a": word1, "b": word2, "score": round(score, 6)})
-    else:
-        click.echo(f"{word1}  {word2}  {score:.4f}")
+    output(as_json, {"a": word1, "b": word2, "score": round(score, 6)}, lambda r: f"{word1}  {word2}  {score:.4f}")
+
+
+@cli.command(name="doesnt-match")
+@click.argument("words", nargs=-1, required=True)
+@version_option()
+@store_options
+@user_errors
+def doesnt_match(words, version, store_path, as_json):
+    """The word that fits least with the others (gensim's doesnt_match): the one furthest from
+    the mean of all of them. `simdex doesnt-match breakfast cereal dinner lunch` gives cereal."""
+    with open_store(store_path, version) as store:
+        word, score = store.doesnt_match(list(words))
+    output(as_json, {"words": list(words), "word": word, "score": round(score, 6)},
+           lambda r: f"{word}  {score:.4f}")
+
+
+@cli.command()
+@click.argument("word1")
+@click.argument("word2")
+@version_option()
+@store_options
+@user_errors
+def rank(word1, word2, version, store_path, as_json):
+    """Where WORD2 falls among WORD1's neighbours (gensim's rank): 1 means it is the nearest."""
+    with open_store(store_path, version) as store:
+        position = store.rank(word1, word2)
+    output(as_json, {"a": word1, "b": word2, "rank": position}, lambda r: f"{word1}  {word2}  {position}")
 
 
 @cli.command()
@@ -313,10 +363,7 @@ def export(out, fmt, scale, version, store_path, as_json):
 
     with open_store(store_path, version) as store:
         record = run_export(store, out, format=fmt, scale=scale)
-    if as_json:
-        emit(True, record)
-    else:
-        click.echo(f"wrote {record['count']:,} vectors of dimension {record['dim']} to {record['path']}")
+    output(as_json, record, lambda r: f"wrote {r['count']:,} vectors of dimension {r['dim']} to {r['path']}")
 
 
 # -- indexes ----------------------------------------------------------------------------------------
@@ -343,11 +390,10 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         simdex index build --kind ivfpq --target-recall 0.9
         simdex index build --kind "IVF1024,SQ8"
     """
-    from indexes import index_state
-    from indexes.build import build_index
+    from indexes import build_index
 
     with open_store(store_path) as store:
-        state = index_state(store)
+        state = store.index_state()
         if if_stale and state is not None and not state["stale"]:
             click.echo(f"the {state['kind']} index is up to date with version {state['version']}", err=True)
             return
@@ -356,17 +402,18 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         progress.done()
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
-    if as_json:
-        emit(True, result.as_json())
-    else:
-        click.echo(f"{result.kind} index ({result.factory}) over version {result.version}: recall@10 "
-                   f"{result.recall_at_10:.4f} with {result.params}, {result.bytes / 2**20:,.1f} MiB, "
-                   f"{result.seconds:.1f}s")
+    shown = {name: value for name, value in result.params.items() if name != "restricted"}
+    output(as_json, result, lambda r: f"{r.kind} index ({r.factory}) over version {r.version}: recall@10 "
+                                      f"{r.recall_at_10:.4f} with {shown}, {r.bytes / 2**20:,.1f} MiB, {r.seconds:.1f}s")
 
 
 # -- evaluation -------------------------------------------------------------------------------------
 
-def restrict_option(command):
+def eval_options(command):
+    """--restrict, --method and --exact, shared by the evaluation commands."""
+    command = exact_option(command)
+    command = click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True,
+                           help="3CosAdd or 3CosMul.")(command)
     return click.option("--restrict", type=click.IntRange(min=1), default=300_000, show_default=True,
                         help="The vocabulary is the first N words.")(command)
 
@@ -376,42 +423,31 @@ def on_error_option(command):
                         help="On a malformed line: stop, or skip it and count it.")(command)
 
 
-def method_option(command):
-    return click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True,
-                        help="3CosAdd or 3CosMul.")(command)
-
-
 @cli.group(name="eval")
 def eval_group():
     """Analogy and word-similarity benchmarks (gensim's protocol and numbers)."""
 
 
-def print_analogies(result, as_json):
-    if as_json:
-        emit(True, result.as_json())
-        return
+def result_table(result) -> list[str]:
+    from engine.evaluate import AnalogyResult
+
+    if not isinstance(result, AnalogyResult):
+        return [f"{result.name}: spearman {result.spearman:.4f}  pearson {result.pearson:.4f}  "
+                f"pairs {result.pairs}  oov {100 * result.oov:.1f}%"]
     label = "3CosAdd" if result.method == "add" else "3CosMul"
-    click.echo(f"{result.name} ({label}, restrict {result.restrict:,}, {result.search}): accuracy "
-               f"{100 * result.accuracy:.2f}% ({result.correct:,}/{result.questions:,}), "
-               f"{result.skipped:,} skipped, {result.seconds:.2f}s")
+    lines = [f"{result.name} ({label}, restrict {result.restrict:,}, {result.search}): accuracy "
+             f"{100 * result.accuracy:.2f}% ({result.correct:,}/{result.questions:,}), "
+             f"{result.skipped:,} skipped, {result.seconds:.2f}s"]
     width = max([len(s.name) for s in result.sections] + [9])
-    for section in [result.split(False), result.split(True)] + result.sections:
-        click.echo(f"  {section.name:<{width}}  {100 * section.accuracy:6.2f}%  ({section.correct:,}/{section.questions:,})")
-
-
-def print_pairs(result, as_json):
-    if as_json:
-        emit(True, result.as_json())
-    else:
-        click.echo(f"{result.name}: spearman {result.spearman:.4f}  pearson {result.pearson:.4f}  "
-                   f"pairs {result.pairs}  oov {100 * result.oov:.1f}%")
+    for section in [result.semantic, result.syntactic] + result.sections:
+        lines.append(f"  {section.name:<{width}}  {100 * section.accuracy:6.2f}%  "
+                     f"({section.correct:,}/{section.questions:,})")
+    return lines
 
 
 @eval_group.command(name="analogies")
 @click.argument("file", required=False, type=click.Path())
-@restrict_option
-@method_option
-@exact_option
+@eval_options
 @on_error_option
 @version_option("Evaluate")
 @store_options
@@ -426,12 +462,13 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
                                     exact=exact, progress=progress)
         progress.done()
         show_notice(store)
-    print_analogies(result, as_json)
+    output(as_json, result, result_table)
 
 
 @eval_group.command(name="pairs")
 @click.argument("files", nargs=-1, type=click.Path())
-@restrict_option
+@click.option("--restrict", type=click.IntRange(min=1), default=300_000, show_default=True,
+              help="The vocabulary is the first N words.")
 @on_error_option
 @version_option("Evaluate")
 @store_options
@@ -442,51 +479,56 @@ def eval_pairs(files, restrict, on_error, version, store_path, as_json):
     from engine.evaluate import evaluate_pairs
 
     with open_store(store_path, version) as store:
-        for path in files or packaged.PAIR_SETS.values():
-            print_pairs(evaluate_pairs(store, path, restrict=restrict, on_error=on_error), as_json)
+        results = [evaluate_pairs(store, path, restrict=restrict, on_error=on_error)
+                   for path in files or packaged.PAIR_SETS.values()]
+    output(as_json, results, result_table)
 
 
 @eval_group.command(name="all")
-@restrict_option
-@method_option
+@eval_options
 @version_option("Evaluate")
 @store_options
 @user_errors
-def eval_all(restrict, method, version, store_path, as_json):
+def eval_all(restrict, method, exact, version, store_path, as_json):
     """Every bundled benchmark: the Google analogies, WordSim-353 and SimLex-999."""
-    from engine.evaluate import AnalogyResult, evaluate_all
+    from engine.evaluate import evaluate_all
 
     with open_store(store_path, version) as store:
         progress = ProgressLine("eval analogies", unit="questions", scale=1)
-        results = evaluate_all(store, restrict=restrict, method=method, progress=progress)
+        results = evaluate_all(store, restrict=restrict, method=method, exact=exact, progress=progress)
         progress.done()
-    for result in results:
-        (print_analogies if isinstance(result, AnalogyResult) else print_pairs)(result, as_json)
+        show_notice(store)
+    output(as_json, results, result_table)
 
 
 @eval_group.command(name="compare")
 @click.argument("first", type=int)
 @click.argument("second", type=int)
-@restrict_option
-@method_option
+@eval_options
 @store_options
 @user_errors
-def eval_compare(first, second, restrict, method, store_path, as_json):
-    """Each bundled benchmark's score for versions FIRST and SECOND, and the difference."""
+def eval_compare(first, second, restrict, method, exact, store_path, as_json):
+    """Each bundled benchmark's score for versions FIRST and SECOND, and the difference.
+
+    Both are searched the same way: through their own indexes when both have one, else both
+    exactly (and --exact makes both exact)."""
     from engine.evaluate import compare
 
     with open_store(store_path, first) as a, open_store(store_path, second) as b:
         progress = ProgressLine("eval compare", unit="questions", scale=1)
-        rows = compare(a, b, restrict=restrict, method=method, progress=progress)
+        comparison = compare(a, b, restrict=restrict, method=method, exact=exact, progress=progress)
         progress.done()
+    for note in comparison.notes:
+        click.echo(f"notice: {note}", err=True)
     if as_json:
-        for row in rows:
-            emit(True, row)
+        output(True, [{**row, "search_v1": comparison.search_v1, "search_v2": comparison.search_v2}
+                      for row in comparison.rows], None)
         return
-    width = max(len(row["metric"]) for row in rows)
+    width = max(len(row["metric"]) for row in comparison.rows)
+    click.echo(f"searched: v{first} {comparison.search_v1}; v{second} {comparison.search_v2}")
     click.echo(f"{'metric':<{width}}  {'v' + str(first):>8}  {'v' + str(second):>8}  {'diff':>8}")
-    for row in rows:
-        click.echo(f"{row['metric']:<{width}}  {row['v1']:8.4f}  {row['v2']:8.4f}  {row['diff']:+8.4f}")
+    output(False, comparison.rows,
+           lambda r: f"{r['metric']:<{width}}  {r['v1']:8.4f}  {r['v2']:8.4f}  {r['diff']:+8.4f}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """simdex's data side: the store, ingestion, exact queries, evaluation.
 
     from engine import Store
-    store = Store.open(path)
+    store = Store.open(path)                # a path, or a bare name ("default", "reviews")
     store.analogy("man", "king", "woman")   # [("queen", 0.86...)]
 """
 
-from .errors import (BadEvalFile, BadQuery, BadVectorFile, DamagedStore, EmptyStore, SimdexError, StoreBusy,
-                     StoreNotFound, UnknownVersion, UnknownWord)
-from .store import Store, Version, default_store_path
+from .errors import (BadEvalFile, BadIndex, BadInput, BadModel, BadOption, BadQuery, BadVectorFile, DamagedStore,
+                     EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
+                     UnknownWord, WrongKind)
+from .store import Store, Version, data_dir, default_store_path
 
-__all__ = ["Store", "Version", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
-           "UnknownVersion", "UnknownWord", "BadVectorFile", "BadQuery", "BadEvalFile", "StoreBusy",
-           "DamagedStore"]
+__all__ = ["Store", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
+           "UnknownVersion", "UnknownWord", "BadVectorFile", "BadInput", "BadQuery", "BadOption", "BadIndex",
+           "BadModel", "BadEvalFile", "StoreBusy", "StoreFault", "StoreReadOnly", "DamagedStore", "WrongKind"]

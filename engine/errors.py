@@ -1,16 +1,22 @@
-"""The few exceptions a user can cause. Each carries what the user needs to fix it.
+"""Every exception a user can cause or meet. Each carries what the user needs to fix it.
 
-The library raises them and never prints or exits; the CLI turns them into one
-`Error:` line. Anything else that escapes is our bug and keeps its traceback.
+The library raises them and never prints or exits; the CLI turns them into one `Error:` line
+(and the HTTP API into a 4xx). Anything else that escapes is our bug and keeps its traceback.
+
+Two families: the user's mistakes (a bad file, an unknown word, a bad option) and the
+machine's faults (a full disk, read-only media, a vanished file, too many open files), which
+name the file and say that the store is as it was.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
+import sqlite3
 
 
 class SimdexError(Exception):
-    """Base class for every mistake a user can make (bad file, unknown word, ...)."""
+    """Base class for everything a user can cause or meet (bad file, unknown word, full disk...)."""
 
 
 class StoreNotFound(SimdexError):
@@ -30,8 +36,27 @@ class StoreBusy(SimdexError):
         super().__init__(f"{path}: another simdex process is writing to this store; try again when it is done")
 
 
+class WrongKind(SimdexError):
+    """A words-only operation on a sentence store, or the other way round."""
+
+
 class DamagedStore(SimdexError):
     """A file the store's database points to is missing or unreadable."""
+
+
+class StoreFault(SimdexError):
+    """The machine refused: no space, read-only media, permission denied, a vanished file,
+    too many open files. Names the file; whatever was being written was rolled back."""
+
+    def __init__(self, where, problem: str, unchanged: bool = True):
+        self.where = str(where)
+        tail = " (the store is unchanged)" if unchanged else ""
+        super().__init__(f"{self.where}: {problem}{tail}")
+
+
+class StoreReadOnly(StoreFault):
+    def __init__(self, path, why: str):
+        super().__init__(path, f"the store is read-only ({why}): queries work, writes cannot", unchanged=False)
 
 
 class UnknownVersion(SimdexError):
@@ -67,14 +92,46 @@ class BadVectorFile(SimdexError):
         super().__init__(f"{where}: {problem}")
 
 
+class BadInput(BadVectorFile):
+    """A text or data file (sentences to encode, reviews to train on) we cannot read."""
+
+
 class BadQuery(SimdexError):
-    """A malformed query expression or option value."""
+    """A malformed query expression, or a query the store cannot answer."""
+
+
+class BadOption(SimdexError):
+    """An option value outside what it accepts (a method, a limit, a format)."""
+
+
+class BadIndex(SimdexError):
+    """An index that cannot be built as asked (a bad factory string, too few vectors)."""
+
+
+class BadModel(SimdexError):
+    """A sentence-encoder model folder that is missing, unreadable or not a BERT-family model."""
 
 
 class BadEvalFile(SimdexError):
     def __init__(self, path, problem: str, line: int | None = None):
         where = f"{path}, line {line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
+
+
+def check_choice(option: str, value, choices):
+    """`value` if it is one of `choices`, else BadOption naming the option and the choices.
+    The one place a choice (an analogy method, a format, an error policy) is validated."""
+    if value not in choices:
+        raise BadOption(f"{option} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def check_positive(option: str, value, allow_none: bool = True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadOption(f"{option} must be a whole number of at least 1, got {value!r}")
+    return value
 
 
 def close_spellings(word: str, vocabulary, n: int = 3) -> list[str]:
@@ -84,3 +141,32 @@ def close_spellings(word: str, vocabulary, n: int = 3) -> list[str]:
     if exact_case:
         return exact_case[:n]
     return difflib.get_close_matches(word, vocabulary, n=n, cutoff=0.75)
+
+
+# -- the machine's faults -----------------------------------------------------------------------------
+
+# OS errors that come from the machine or its administrator, never from a bug of ours
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                  errno.EMFILE, errno.ENFILE, errno.EIO, errno.EFBIG, errno.ESTALE}
+
+_SQLITE_FAULTS = {  # what SQLite says, and what it means for the user
+    "database or disk is full": "no space left on device",
+    "attempt to write a readonly database": "read-only: cannot write",
+    "disk i/o error": "input/output error",
+    "unable to open database file": "cannot open the database file (permission, a vanished "
+                                    "directory, or too many open files)",
+    "readonly database": "read-only: cannot write",
+}
+
+
+def machine_fault(error: BaseException, where, unchanged: bool = True) -> StoreFault | None:
+    """A StoreFault for an OSError or SQLite error the machine caused, else None (our bug)."""
+    if isinstance(error, OSError) and error.errno in MACHINE_ERRNOS:
+        name = error.filename or where
+        return StoreFault(name, error.strerror or str(error), unchanged)
+    if isinstance(error, (sqlite3.OperationalError, sqlite3.DatabaseError)):
+        message = str(error).lower()
+        for pattern, meaning in _SQLITE_FAULTS.items():
+            if pattern in message:
+                return StoreFault(where, meaning, unchanged)
+    return None

@@ -5,8 +5,11 @@ words, matched case-insensitively (the first, most frequent, spelling wins); a q
 word outside it is skipped and counted; the three question words are never the answer. gensim
 asks `most_similar(positive=[b, c], negative=[a], topn=5, restrict_vocab=restrict)` one question
 at a time; we score all questions with tiled matrix products (engine.query.best_analogies).
-3CosMul follows `most_similar_cosmul`, which ignores restrict_vocab when it searches: it ranks
-every row, and answers outside the restricted vocabulary are passed over.
+
+3CosMul searches the first `restrict` words too, as gensim documents `restrict_vocab` ("only
+check the first N vectors"). gensim itself differs: `most_similar_cosmul` accepts
+restrict_vocab and ignores it, and `evaluate_word_analogies` ignores its own
+similarity_function argument, so gensim never evaluates 3CosMul at all (see the README).
 
 Word pairs follow `evaluate_word_pairs`: tab-separated `word1, word2, score`, `#` comments,
 Spearman and Pearson correlation of cosine similarity with the human scores.
@@ -21,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from . import packaged, query
-from .errors import BadEvalFile, SimdexError
-from .store import Store
+from .errors import BadEvalFile, check_choice
+from .store import ANALOGY_METHODS, Store
 
 SEMANTIC_SECTIONS_PREFIX_SYNTACTIC = "gram"  # questions-words.txt: gram* sections are syntactic
 
@@ -37,9 +40,7 @@ class Section:
     def accuracy(self) -> float:
         return self.correct / self.questions if self.questions else 0.0
 
-    def as_json(self) -> dict:
-        return {"name": self.name, "accuracy": round(self.accuracy, 6), "correct": self.correct,
-                "questions": self.questions}
+    JSON_FIELDS = ("name", "accuracy", "correct", "questions")
 
 
 @dataclass
@@ -67,12 +68,16 @@ class AnalogyResult:
                 part.questions += section.questions
         return part
 
-    def as_json(self) -> dict:
-        return {"name": self.name, "accuracy": round(self.accuracy, 6), "correct": self.correct,
-                "questions": self.questions, "skipped": self.skipped, "seconds": round(self.seconds, 3),
-                "sections": [s.as_json() for s in self.sections],
-                "semantic": self.split(False).as_json(), "syntactic": self.split(True).as_json(),
-                "method": self.method, "restrict": self.restrict, "invalid": self.invalid, "search": self.search}
+    @property
+    def semantic(self) -> Section:
+        return self.split(False)
+
+    @property
+    def syntactic(self) -> Section:
+        return self.split(True)
+
+    JSON_FIELDS = ("name", "accuracy", "correct", "questions", "skipped", "seconds", "sections", "semantic",
+                   "syntactic", "method", "restrict", "invalid", "search")
 
 
 @dataclass
@@ -88,10 +93,7 @@ class PairsResult:
     def oov(self) -> float:
         return self.oov_pairs / (self.pairs + self.oov_pairs) if self.pairs + self.oov_pairs else 0.0
 
-    def as_json(self) -> dict:
-        return {"name": self.name, "spearman": round(self.spearman, 6), "pearson": round(self.pearson, 6),
-                "pairs": self.pairs, "oov": round(self.oov, 6), "oov_pairs": self.oov_pairs,
-                "invalid": self.invalid}
+    JSON_FIELDS = ("name", "spearman", "pearson", "pairs", "oov", "oov_pairs", "invalid")
 
 
 # -- analogies ------------------------------------------------------------------------------------
@@ -126,8 +128,9 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
                        on_error: str = "fail", exact: bool = False, progress=None) -> AnalogyResult:
     """Accuracy on an analogy set; through the store's index (over-fetch, exact re-rank) when it
     has one for this version, unless `exact`."""
-    if method not in ("add", "mul"):
-        raise SimdexError(f"unknown method {method!r} (use add or mul)")
+    check_choice("method", method, ANALOGY_METHODS)
+    check_choice("--on-error", on_error, ("fail", "skip"))
+    store.require_kind("words", "analogy evaluation")
     started = time.perf_counter()
     path = Path(path) if path else packaged.ANALOGY_SETS["questions-words"]
     sections, invalid = read_analogies(path, on_error)
@@ -146,24 +149,19 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
             expected.append(upper[3])
             owners.append(number)
     abc = np.array(questions, dtype=np.int64).reshape(-1, 3)
-    # 3CosAdd searches the restricted rows; gensim's 3CosMul searches them all (see above)
-    search_rows = restrict if method == "add" else None
     searcher = None if exact else store.searcher()
     if searcher is None:
-        _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=search_rows, progress=progress)
-        predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, search_rows)
+        _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=restrict, progress=progress)
+        predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, restrict)
         searched = "exact"
     else:
-        from indexes import analogies
-
         top5 = np.full((len(abc), 5), -1, dtype=np.int64)
         for q0 in range(0, len(abc), 2048):
-            _, top5[q0:q0 + 2048] = analogies(searcher, store.matrix(), abc[q0:q0 + 2048], 5, method=method,
-                                              restrict=search_rows)
+            _, top5[q0:q0 + 2048] = searcher.analogies(abc[q0:q0 + 2048], 5, method=method, restrict=restrict)
             if progress:
                 progress(min(len(abc), q0 + 2048), len(abc))
         predicted = [_first_acceptable(keys, rows, abc[q], ok_vocab) for q, rows in enumerate(top5)]
-        searched = f"{searcher.kind} {searcher.params}"
+        searched = searcher.describe()
     for owner, guess, answer in zip(owners, predicted, expected):
         results[owner].questions += 1
         results[owner].correct += guess == answer
@@ -172,7 +170,7 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
                          invalid, time.perf_counter() - started, results, searched)
 
 
-def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, search_rows) -> list[str]:
+def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, restrict) -> list[str]:
     """gensim's choice among its top 5: the first answer (uppercased) in the restricted
     vocabulary that is not a question word. Nearly always the best row, which is checked
     here; the others get their top 5 computed."""
@@ -186,7 +184,7 @@ def _gensim_predictions(matrix, keys, abc, best, ok_vocab, method, search_rows) 
             predicted.append(None)
             recheck.append(q)
     if recheck:
-        _, top5 = query.analogies(matrix, abc[recheck], 5, method=method, restrict=search_rows)
+        _, top5 = query.analogies(matrix, abc[recheck], 5, method=method, restrict=restrict)
         for q, rows in zip(recheck, top5):
             predicted[q] = _first_acceptable(keys, rows, abc[q], ok_vocab)
     return predicted
@@ -241,6 +239,8 @@ def read_pairs(path, on_error: str = "fail"):
 
 
 def evaluate_pairs(store: Store, path, *, restrict: int = 300_000, on_error: str = "fail") -> PairsResult:
+    check_choice("--on-error", on_error, ("fail", "skip"))
+    store.require_kind("words", "word-pair evaluation")
     path = Path(path)
     pairs, invalid = read_pairs(path, on_error)
     ok_vocab = _uppercase_vocabulary(store.keys(), restrict)
@@ -285,8 +285,9 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 # -- all, compare ---------------------------------------------------------------------------------
 
-def evaluate_all(store: Store, *, restrict: int = 300_000, method: str = "add", progress=None) -> list:
-    results = [evaluate_analogies(store, restrict=restrict, method=method, progress=progress)]
+def evaluate_all(store: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
+                 progress=None) -> list:
+    results = [evaluate_analogies(store, restrict=restrict, method=method, exact=exact, progress=progress)]
     results += [evaluate_pairs(store, path, restrict=restrict) for path in packaged.PAIR_SETS.values()]
     return results
 
@@ -297,20 +298,40 @@ def scores(results) -> dict[str, float]:
     for result in results:
         if isinstance(result, AnalogyResult):
             table[f"{result.name} accuracy ({result.method})"] = result.accuracy
-            table[f"{result.name} semantic"] = result.split(False).accuracy
-            table[f"{result.name} syntactic"] = result.split(True).accuracy
+            table[f"{result.name} semantic"] = result.semantic.accuracy
+            table[f"{result.name} syntactic"] = result.syntactic.accuracy
         else:
             table[f"{result.name} spearman"] = result.spearman
             table[f"{result.name} pearson"] = result.pearson
     return table
 
 
-def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str = "add", progress=None):
-    """[{metric, v1, v2, diff}] for the bundled benchmarks on two versions."""
-    a = scores(evaluate_all(first, restrict=restrict, method=method, progress=progress))
-    b = scores(evaluate_all(second, restrict=restrict, method=method, progress=progress))
-    return [{"metric": name, "v1": round(a[name], 6), "v2": round(b[name], 6), "diff": round(b[name] - a[name], 6)}
+@dataclass
+class Comparison:
+    """Each bundled benchmark's score on two versions, and how each side was searched."""
+    rows: list[dict]  # {metric, v1, v2, diff}
+    search_v1: str
+    search_v2: str
+    notes: list[str] = field(default_factory=list)
+
+
+def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
+            progress=None) -> Comparison:
+    """The bundled benchmarks on two versions, searched the same way: through each version's
+    own index when both have one, else both exactly (an index's misses would otherwise count
+    as a difference between the versions)."""
+    notes = []
+    if not exact and (first.searcher() is None) != (second.searcher() is None):
+        indexed, plain = (first, second) if first.searcher() is not None else (second, first)
+        notes.append(f"version {indexed.version.version} has an index and version {plain.version.version} has "
+                     f"none: both searched exactly, so that the index's misses do not count as a difference")
+        exact = True
+    results_a = evaluate_all(first, restrict=restrict, method=method, exact=exact, progress=progress)
+    results_b = evaluate_all(second, restrict=restrict, method=method, exact=exact, progress=progress)
+    a, b = scores(results_a), scores(results_b)
+    rows = [{"metric": name, "v1": round(a[name], 6), "v2": round(b[name], 6), "diff": round(b[name] - a[name], 6)}
             for name in a]
+    return Comparison(rows, results_a[0].search, results_b[0].search, notes)
 
 
 def _open_text(path):

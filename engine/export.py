@@ -2,6 +2,7 @@
 
 Vectors are written unit-length by default (what the store holds); `scale="original"` multiplies
 each row by its stored norm, which gives back the source's vectors (to float32 precision).
+Text formats print 9 significant digits, which read back as exactly the stored float32.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SimdexError
+from .errors import SimdexError, check_choice, machine_fault
 from .store import Store
 
 FORMATS = ("glove", "word2vec", "word2vec-binary", "npy")
@@ -21,10 +22,8 @@ _ROWS = 20_000
 
 def export(store: Store, out, format: str = "glove", scale: str = "unit") -> dict:
     """Write the store's version to `out`; returns {path, count, dim}. Written atomically."""
-    if format not in FORMATS:
-        raise SimdexError(f"unknown export format {format!r} (use {', '.join(FORMATS)})")
-    if scale not in ("unit", "original"):
-        raise SimdexError(f"unknown scale {scale!r} (use unit or original)")
+    check_choice("--format", format, FORMATS)
+    check_choice("--scale", scale, ("unit", "original"))
     out = Path(out)
     if out.is_dir():
         raise SimdexError(f"{out}: is a directory; give a file name")
@@ -51,8 +50,11 @@ def export(store: Store, out, format: str = "glove", scale: str = "unit") -> dic
                         rows = rows * norms[start:start + _ROWS, None]
                     f.write(_encode_rows(keys[start:start + _ROWS], rows, binary=format == "word2vec-binary"))
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        fault = machine_fault(e, out, unchanged=False)
+        if fault is not None:
+            raise fault from None
         raise
     return {"path": str(out), "count": n, "dim": d}
 
@@ -62,6 +64,6 @@ def _encode_rows(keys, rows: np.ndarray, binary: bool) -> bytes:
         raw = rows.astype("<f4")
         return b"".join(k.encode() + b" " + raw[i].tobytes() + b"\n" for i, k in enumerate(keys))
     buffer = io.StringIO()
-    np.savetxt(buffer, rows, fmt="%.7g")
+    np.savetxt(buffer, rows, fmt="%.9g")  # 9 digits: every float32 reads back exactly
     lines = buffer.getvalue().split("\n")
     return "".join(f"{k} {line}\n" for k, line in zip(keys, lines)).encode()

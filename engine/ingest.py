@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import packaged
-from .errors import BadVectorFile
+from .errors import BadVectorFile, WrongKind, check_choice, check_positive
 from .parsers import NeedsCarefulReader, ReadReport, read_vectors
 from .sources import open_source
 from .store import Store
@@ -34,9 +34,7 @@ class IngestResult:
     format: str
     first_skipped: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict:
-        return {"version": self.version, "count": self.count, "dim": self.dim, "skipped": self.skipped,
-                "duplicates": self.duplicates, "seconds": round(self.seconds, 3)}
+    JSON_FIELDS = ("version", "count", "dim", "skipped", "duplicates", "seconds")
 
 
 def ingest(store: Store, source_path=None, *, format: str = "auto", member: str | None = None,
@@ -45,11 +43,12 @@ def ingest(store: Store, source_path=None, *, format: str = "auto", member: str 
 
     `progress(done_bytes, total_bytes, vectors)` is called as the file is read.
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {limit}")
-    if on_error not in ("fail", "skip"):
-        raise ValueError(f"--on-error must be 'fail' or 'skip', got {on_error!r}")
+    check_positive("--limit", limit)
+    check_choice("--on-error", on_error, ("fail", "skip"))
     started = time.perf_counter()
+    if store.versions() and store.version.kind != "words":
+        raise WrongKind(f"{store.location}: this store holds sentences; ingest word vectors into another "
+                        f"store (for example `--store words`)")
     if source_path is None or packaged.is_packaged_name(str(source_path)):
         return _ingest_packaged(store, str(source_path or packaged.DEFAULT), limit, started, progress)
     source = open_source(source_path, format, member)

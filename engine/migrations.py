@@ -68,7 +68,67 @@ def m002_create_indexes(db):
     )
 
 
-ALL = [m001_create_versions_and_vocab, m002_create_indexes]
+def m003_segments(db):
+    # A version is a list of immutable segments: matrix files whose rows are concatenated in
+    # order. Adding rows (new sentences) makes a version that reuses its parent's segments and
+    # adds one, so nothing is rewritten; fine-tuned vectors make a segment that shares the keys
+    # of an existing one (`keys`: the segment whose vocab rows name these rows).
+    db.execute(
+        """
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY,
+            file TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            keys INTEGER NOT NULL REFERENCES segments(id),
+            created TEXT NOT NULL
+        )
+        """
+    )
+    # `start` is the version's row id of the segment's first row.
+    db.execute(
+        """
+        CREATE TABLE version_segments (
+            version INTEGER NOT NULL REFERENCES versions(version),
+            position INTEGER NOT NULL,
+            segment INTEGER NOT NULL REFERENCES segments(id),
+            start INTEGER NOT NULL,
+            PRIMARY KEY (version, position)
+        )
+        """
+    )
+    # The vocabulary now belongs to segments: one row per matrix row of a segment with its own
+    # keys. `hash` (16 bytes of the text's sha256) and `external_id` serve sentence stores.
+    # Each keys segment gets partial indexes built after its rows are in:
+    # `vocab_key_sN ON vocab(key) WHERE segment = N` (words) or `vocab_hash_sN` (sentences).
+    db.execute(
+        """
+        CREATE TABLE vocab_segments (
+            segment INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            norm REAL NOT NULL,
+            rank INTEGER NOT NULL,
+            hash BLOB,
+            external_id TEXT,
+            PRIMARY KEY (segment, row)
+        ) WITHOUT ROWID
+        """
+    )
+    # Existing versions become one segment each, numbered like the version.
+    db.execute("INSERT INTO segments (id, file, count, dim, keys, created)"
+               " SELECT version, file, count, dim, version, created FROM versions")
+    db.execute("INSERT INTO version_segments SELECT version, 0, version, 0 FROM versions")
+    db.execute("INSERT INTO vocab_segments SELECT version, id, key, norm, rank, NULL, NULL FROM vocab")
+    db.execute("DROP TABLE vocab")
+    db.execute("ALTER TABLE vocab_segments RENAME TO vocab")
+    for (number,) in db.execute("SELECT id FROM segments").fetchall():
+        db.execute(f"CREATE UNIQUE INDEX vocab_key_s{number} ON vocab(key) WHERE segment = {number}")
+    # the version's file is now its segments'
+    db["versions"].transform(drop={"file"})
+
+
+ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments]
 
 
 def up_to_date(conn: sqlite3.Connection) -> bool:

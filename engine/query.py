@@ -101,8 +101,6 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
     f(row_tile, out) -> scores of all the questions against `row_tile`, computed in `out`
     (a float32 buffer of at least (3 nq, len(row_tile)): reusing it saves page faults).
     """
-    if method not in ("add", "mul"):
-        raise BadQuery(f"unknown analogy method {method!r} (use 'add' or 'mul')")
     a, b, c = (matrix[abc_ids[:, j]] for j in range(3))
     if method == "add":
         queries = normalize((b + c - a) / 3)
@@ -128,10 +126,28 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
     return lambda q0, q1: cosmul(q0, q1, rows)
 
 
+def check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise BadQuery(f"k must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
+def drop_excluded(D, I, exclude, k):
+    """Each query's results without its excluded ids, cut to k (padded with -1 / -inf)."""
+    nq = len(I)
+    out_D = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_I = np.full((nq, k), -1, dtype=np.int64)
+    for q in range(nq):
+        keep = (I[q] >= 0) & ~np.isin(I[q], exclude[q])
+        found = min(k, int(keep.sum()))
+        out_D[q, :found] = D[q][keep][:found]
+        out_I[q, :found] = I[q][keep][:found]
+    return out_D, out_I
+
+
 def top_k(score_block, nq: int, n: int, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """Run `score_block(q0, q1)` over query blocks and keep each query's k best columns."""
-    if k < 1:
-        raise BadQuery(f"k must be at least 1, got {k}")
+    check_k(k)
     D = np.full((nq, k), -np.inf, dtype=np.float32)
     I = np.full((nq, k), -1, dtype=np.int64)
     step = max(1, _SCORE_BLOCK // max(n, 1))

@@ -1,100 +1,152 @@
-"""Writing a new version of a store, atomically.
+"""Writing a new version of a local store, atomically.
 
-The matrix goes to a temporary file in STORE/vectors/ and the vocabulary into a SQLite
-transaction as rows arrive; `commit()` renames the file into place and commits. Until then
+A version is a list of segments. The writer can reuse segments of earlier versions as they are
+(new sentences added to a store), write segments with new vectors for the keys of an existing
+one (fine-tuned word vectors), and write a segment of new rows with their own keys (an ingest).
+New matrices go to temporary files in STORE/vectors/ and the vocabulary into the store's open
+transaction as rows arrive; `commit()` renames the files into place and commits. Until then
 nothing is visible, and an exception or Ctrl-C rolls everything back. A writer killed outright
-leaves only a temporary file, which the next writer removes.
+leaves only temporary files, which the next writer removes.
+
+The writer goes through the store's public methods (engine/local.py owns every SQL statement).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-from .store import VECTORS_DIR, Store, Version
+from .errors import BadOption, machine_fault
 from .tensorfile import MatrixWriter
+
+KINDS = ("words", "sentences")
+
+
+class _NewSegment:
+    """A segment being written: its number, temporary and final files, and row count."""
+
+    def __init__(self, store, directory, number: int, dim: int, keys: int):
+        self.number, self.keys = number, keys
+        self.tmp = store.temporary_file(directory, ".safetensors")
+        self.relative = f"{directory.name}/s{number}.safetensors"
+        self.final = store.path / self.relative
+        self.matrix = MatrixWriter(self.tmp, dim)
+
+    @property
+    def id(self) -> int:
+        return self.number
+
+    @property
+    def count(self) -> int:
+        return self.matrix.rows
 
 
 class VersionWriter:
-    """Writes a new version: rows go to a temporary matrix file and the vocabulary into an open
-    transaction as they come; `commit()` renames the file and commits. A context manager:
-    leaving the block with an exception (Ctrl-C included) rolls everything back.
+    """Writes a new version; a context manager: leaving the block with an exception (Ctrl-C
+    included) rolls everything back. The transaction holds the store's write lock for the
+    writer's life; readers carry on (WAL)."""
 
-    The transaction holds the store's write lock for the writer's life; readers carry on (WAL).
-    """
-
-    def __init__(self, store: Store, *, kind, dim, source, sha256, format, parent, config):
-        if kind not in ("words", "sentences"):
-            raise ValueError(f"kind must be 'words' or 'sentences', got {kind!r}")
+    def __init__(self, store, *, kind, dim, source, sha256, format, parent, config):
+        if kind not in KINDS:
+            raise BadOption(f"kind must be 'words' or 'sentences', got {kind!r}")
         self.store = store
         self.kind, self.dim = kind, dim
         self.fields = dict(source=source, sha256=sha256, format=format, parent=parent, config=config)
-        self.count = 0
-        self.version: Version | None = None
-        vectors = store.path / VECTORS_DIR
-        vectors.mkdir(exist_ok=True)
-        _remove_abandoned_temporaries(vectors)
-        self._tmp = vectors / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.safetensors"
-        self._conn = store.conn
-        store.begin_write()
+        self.version = None
+        self._parts: list = []  # segments (reused Segment, or _NewSegment), in row order
+        self._new: list[_NewSegment] = []
+        self._open: _NewSegment | None = None  # the segment `append` writes to
+        self._directory = store.vectors_directory()
+        store.begin()
         try:
-            self.number = self._conn.execute("SELECT coalesce(max(version), 0) + 1 FROM versions").fetchone()[0]
-            self._matrix = MatrixWriter(self._tmp, dim)
+            self.number = store.next_number("versions")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            store.rollback()
             raise
 
-    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks) -> None:
-        """Add rows (already unit length), their keys, original norms and source ranks."""
+    @property
+    def count(self) -> int:
+        """Rows of the version so far (reused segments included)."""
+        return sum(part.count for part in self._parts)
+
+    def reuse(self, segments) -> None:
+        """Put existing segments (engine.local.Segment) into the version as they are."""
+        self._open = None
+        self._parts += list(segments)
+
+    def revector(self, keys_segment, unit_rows: np.ndarray) -> None:
+        """A new segment with new vectors for the rows of `keys_segment` (same count, same keys)."""
+        if unit_rows.shape[0] != keys_segment.count:
+            raise ValueError(f"{unit_rows.shape[0]} rows for a segment of {keys_segment.count}")
+        self._open = None
+        segment = self._start(keys=keys_segment.keys)
+        self._guard(segment.matrix.append, unit_rows)
+        self._open = None
+
+    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None) -> None:
+        """Add rows (already unit length) with their keys, original norms and source ranks
+        (and, for sentences, content hashes and external ids) to the version's new segment."""
         m = len(keys)
         if unit_rows.shape[0] != m or len(norms) != m or len(ranks) != m:
             raise ValueError("rows, keys, norms and ranks must have the same length")
-        self._matrix.append(unit_rows)
-        self._conn.executemany(
-            f"INSERT INTO vocab (version, id, key, norm, rank) VALUES ({self.number}, ?, ?, ?, ?)",
-            zip(range(self.count, self.count + m), keys,
-                np.asarray(norms, dtype=np.float64).tolist(), np.asarray(ranks, dtype=np.int64).tolist()),
-        )
-        self.count += m
+        if self._open is None:
+            self._open = self._start(keys=None)
+        segment = self._open
+        first = segment.count
+        self._guard(segment.matrix.append, unit_rows)
+        self._guard(self.store.add_vocab, segment.number, first, keys, norms, ranks, hashes, external_ids)
 
-    def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
-        number, conn, f = self.number, self._conn, self.fields
-        relative = f"{VECTORS_DIR}/v{number}.safetensors"
-        final = self.store.path / relative
+    def _start(self, keys) -> _NewSegment:
+        number = self.store.next_number("segments") + len(self._new)
+        segment = self._guard(_NewSegment, self.store, self._directory, number, self.dim,
+                              number if keys is None else keys)
+        self._new.append(segment)
+        self._parts.append(segment)
+        return segment
+
+    def _guard(self, action, *args):
+        """Run a write; a full disk or a read-only volume becomes one clear error (rolled back)."""
         try:
-            self._matrix.close()
-            os.replace(self._tmp, final)
-            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            conn.execute(
-                "INSERT INTO versions (version, kind, source, sha256, format, count, dim, parent,"
-                " created, file, config, metrics) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (number, self.kind, f["source"], f["sha256"], f["format"], self.count, self.dim,
-                 f["parent"], created, relative, json.dumps(f["config"]), json.dumps(metrics or {})),
-            )
-            conn.execute(f"CREATE UNIQUE INDEX vocab_key_v{number} ON vocab(key) WHERE version = {number}")
-            if make_current:
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(number),))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            final.unlink(missing_ok=True)
-            self._tmp.unlink(missing_ok=True)
+            return action(*args)
+        except Exception as e:
+            fault = machine_fault(e, self.store.path)
+            if fault is not None:
+                raise fault from None
             raise
-        self.version = self.store.get_version(number)
-        if self.store._pinned is None:
-            self.store._forget()
+
+    def commit(self, metrics: dict | None = None, make_current: bool = True):
+        store = self.store
+        try:
+            for segment in self._new:
+                self._guard(segment.matrix.close)
+            for segment in self._new:
+                store.add_segment(segment.number, segment.relative, segment.count, self.dim, segment.keys)
+                if segment.keys == segment.number:
+                    store.index_vocab(segment.number, self.kind)
+            count = self.count
+            store.add_version(self.number, kind=self.kind, count=count, dim=self.dim, fields=self.fields,
+                              segments=[(part.id, part.count) for part in self._parts], metrics=metrics or {}, make_current=make_current)
+            for segment in self._new:
+                self._guard(os.replace, segment.tmp, segment.final)
+            store.commit()
+        except BaseException as e:
+            store.rollback()
+            for segment in self._new:
+                segment.final.unlink(missing_ok=True)
+                segment.tmp.unlink(missing_ok=True)
+            fault = machine_fault(e, store.path)
+            if fault is not None:
+                raise fault from None
+            raise
+        self.version = store.get_version(self.number)
+        store.version_written()
         return self.version
 
     def abort(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-        self._matrix.abort()
+        self.store.rollback()
+        for segment in self._new:
+            segment.matrix.abort()
 
     def __enter__(self):
         return self
@@ -103,15 +155,3 @@ class VersionWriter:
         if exc_type is not None and self.version is None:
             self.abort()
         return False
-
-
-def _remove_abandoned_temporaries(vectors: Path) -> None:
-    """Remove partial matrices left by writers that were killed (their process is gone)."""
-    for tmp in vectors.glob(".tmp-*.safetensors"):
-        try:
-            pid = int(tmp.name.split("-")[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError):
-            continue

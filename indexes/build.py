@@ -3,47 +3,45 @@
 Kinds (inner product on unit vectors, i.e. cosine):
 
     flat    exact search (IndexFlatIP); recall 1 by construction, measured anyway
-    hnsw    HNSW32 graph, efConstruction 80 (the default for word stores); tunes efSearch
+    hnsw    HNSW32 graph, efConstruction 80 (the default); tunes efSearch
     ivf     IVF (4 sqrt(n) lists), flat codes; tunes nprobe
     ivfpq   IVF with product-quantised codes at most 1/8 of the flat index's bytes; the PQ
             shortlist is re-ranked exactly from the store's memory-mapped matrix; tunes
             nprobe and the shortlist size
     other   any FAISS index_factory string ("IVF256,SQ8", "HNSW16,Flat", ...), tuned like
-            its family when it has one
+            its family (read off the index FAISS builds)
 
-Recall@10 is measured, not assumed: 1,000 vocabulary words (seeded) are searched, their own
-row left out, and their top 10 compared with exact search. The smallest parameter meeting
-the target wins; when none does, the best one is kept and the shortfall reported.
+Recall@10 is measured, not assumed: 1,000 rows (seeded) are searched, their own row left out,
+and their top 10 compared with exact search. The smallest parameter meeting the target wins;
+when none does, the best one is kept and the shortfall reported.
+
+A restriction (`--restrict N`: the first N rows) filters the index, which loses recall as the
+filter gets more selective, so it is measured too: for N = n/2, n/4, ... while an exact search
+over N rows would cost more than about 2 ms, the cheapest parameters meeting the target with
+that filter are kept in `params["restricted"]`. Smaller restrictions search exactly.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 
 import faiss
 import numpy as np
 
-from engine.errors import SimdexError
+from engine.errors import BadIndex
 from engine.query import search as exact_search
 
-from .searcher import Searcher
+from .searcher import Family, Searcher
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 EF_SEARCH = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
 NPROBE = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4096)
 RERANK = (4, 8, 16, 32)
 SAMPLE_QUERIES = 1000
-
-
-class BadIndex(SimdexError):
-    pass
+EXACT_FLOATS = 1 << 22  # rows x dim an exact search reads in about 2 ms: below it, no filter
 
 
 @dataclass
@@ -59,10 +57,7 @@ class BuildResult:
     met: bool
     notes: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict:
-        return {"kind": self.kind, "version": self.version, "recall_at_10": round(self.recall_at_10, 4),
-                "params": self.params, "seconds": round(self.seconds, 2), "factory": self.factory,
-                "bytes": self.bytes, "target_recall": self.target_recall, "met": self.met}
+    JSON_FIELDS = ("kind", "version", "recall_at_10", "params", "seconds", "factory", "bytes", "target_recall", "met")
 
 
 def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress=None) -> BuildResult:
@@ -74,37 +69,51 @@ def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress
     version = store.version
     matrix = store.matrix()
     n, d = matrix.shape
-    index, factory, family = make_index(kind, n, d)
+    directory = store.index_directory()  # before the work: a read-only store says so now
+    index, factory = make_index(kind, n, d)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    xb = np.ascontiguousarray(matrix, dtype=np.float32)
+    add_rows(index, matrix, progress)
+    searcher = Searcher(index, kind, {}, matrix)
+    params, recall, met, notes = tune(searcher, matrix, target_recall)
+    seconds = time.perf_counter() - started
+    tmp = store.temporary_file(directory, ".faiss")
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    size = tmp.stat().st_size
+    store.save_index(tmp, version=version.version, kind=kind, factory=factory, params=params,
+                     recall_at_10=recall, seconds=seconds)
+    return BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
+
+
+def add_rows(index, matrix: np.ndarray, progress=None) -> None:
+    """Train the index (on at most 100,000 seeded rows) if it needs it, then add every row."""
+    n = matrix.shape[0]
     if not index.is_trained:
         rng = np.random.default_rng(0)
-        sample = xb[np.sort(rng.choice(n, size=min(n, 100_000), replace=False))]
+        sample = np.ascontiguousarray(matrix[np.sort(rng.choice(n, size=min(n, 100_000), replace=False))],
+                                      dtype=np.float32)
         index.train(sample)
     step = 50_000
     for start in range(0, n, step):
-        index.add(xb[start:start + step])
+        index.add(np.ascontiguousarray(matrix[start:start + step], dtype=np.float32))
         if progress:
             progress(min(n, start + step), n)
-    del xb
-    searcher = Searcher(index, family, {}, matrix)
-    params, recall, met, notes = tune(searcher, family, matrix, target_recall)
-    seconds = time.perf_counter() - started
-    path, size = _save(store, index)
-    result = BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
-    _record(store, result, path)
-    return result
 
 
 def make_index(kind: str, n: int, d: int):
-    """(an untrained FAISS index, its factory string, the family whose parameters it tunes)."""
+    """(an untrained FAISS index, its factory string)."""
     ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
-        return faiss.IndexFlatIP(d), "Flat", "flat"
+        return faiss.IndexFlatIP(d), "Flat"
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, 32, ip)
         index.hnsw.efConstruction = 80
-        return index, "HNSW32,Flat", "hnsw"
+        return index, "HNSW32,Flat"
     if kind in ("ivf", "ivfpq"):
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
         if kind == "ivf":
@@ -113,17 +122,13 @@ def make_index(kind: str, n: int, d: int):
             m = pq_subquantizers(d, n, nlist)
             nbits = 8 if n >= 256 * 39 else max(1, int(math.log2(max(2, n // 39))))
             factory = f"IVF{nlist},PQ{m}x{nbits}"
-        return faiss.index_factory(d, factory, ip), factory, kind
+        return faiss.index_factory(d, factory, ip), factory
     try:
-        index = faiss.index_factory(d, kind, ip)
+        return faiss.index_factory(d, kind, ip), kind
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "not understood"
         raise BadIndex(f"invalid FAISS factory string {kind!r} (kinds: {', '.join(KINDS)}, or a FAISS "
                        f"index_factory string such as 'IVF256,Flat'): {first}") from None
-    family = "hnsw" if "HNSW" in kind else "ivf" if "IVF" in kind else "flat"
-    if "PQ" in kind or "SQ" in kind or "LSH" in kind:
-        family += "+rerank"
-    return index, kind, family
 
 
 def pq_subquantizers(d: int, n: int, nlist: int) -> int:
@@ -138,97 +143,67 @@ def pq_subquantizers(d: int, n: int, nlist: int) -> int:
     return max(fitting)
 
 
-def tune(searcher: Searcher, family: str, matrix: np.ndarray, target: float):
-    """(params, recall@10, met, notes): the cheapest parameters that reach `target`."""
-    n = matrix.shape[0]
+def parameter_grid(searcher: Searcher) -> list[dict]:
+    """Every setting worth trying, cheapest first."""
+    family = searcher.type.family
+    if family is Family.HNSW:
+        grid = [{"efSearch": ef} for ef in EF_SEARCH]
+    elif family is Family.IVF:
+        nlist = faiss.extract_index_ivf(searcher.index).nlist
+        grid = [{"nprobe": p} for p in NPROBE if p <= nlist] or [{"nprobe": 1}]
+    else:
+        grid = [{}]
+    if searcher.type.rerank:
+        grid = [dict(p, rerank=r) for p in grid for r in RERANK]
+        grid.sort(key=lambda p: (p.get("nprobe", 1) * p.get("efSearch", 1), p["rerank"]))
+    return grid
+
+
+def tune(searcher: Searcher, matrix: np.ndarray, target: float):
+    """(params, recall@10, met, notes): the cheapest parameters that reach `target`, with the
+    parameters that reach it under restrictions to the first N rows (see the module's notes)."""
+    n, d = matrix.shape
     rng = np.random.default_rng(0)
     ids = np.sort(rng.choice(n, size=min(SAMPLE_QUERIES, n), replace=False))
     xq = np.asarray(matrix[ids], dtype=np.float32)
     k = min(10, n - 1)
     if k < 1:
-        return {}, 1.0, True, ["a single vector: nothing to search"]
-    _, truth = exact_search(matrix, xq, k, exclude=[[i] for i in ids])
-    if family.startswith("hnsw"):
-        grid = [{"efSearch": ef} for ef in EF_SEARCH]
-    elif family.startswith("ivf"):
-        nlist = faiss.extract_index_ivf(searcher.index).nlist
-        grid = [{"nprobe": p} for p in NPROBE if p <= nlist] or [{"nprobe": 1}]
-    else:
-        grid = [{}]
-    if family.endswith("rerank") or family == "ivfpq":
-        grid = [dict(p, rerank=r) for p in grid for r in RERANK]
-        grid.sort(key=lambda p: (p.get("nprobe", 1) * p.get("efSearch", 1), p["rerank"]))
+        return {"restricted": []}, 1.0, True, ["a single vector: nothing to search"]
+    grid = parameter_grid(searcher)
+    params, recall, met = _cheapest(searcher, grid, xq, ids, k, None, target, matrix)
+    notes = [] if met else [f"target recall@10 {target} not met: the best was {recall:.4f} with {params} "
+                            f"({target - recall:.4f} short)"]
+    restricted = []
+    rows = n // 2
+    while rows * d > EXACT_FLOATS and rows > k:
+        start = grid.index(params) if params in grid else 0
+        found, level_recall, level_met = _cheapest(searcher, grid[start:], xq, ids, k, rows, target, matrix)
+        # where no setting meets the target with this filter, restrictions this small search exactly
+        restricted.append([rows, found if level_met else None])
+        rows //= 2
+    params = dict(params, restricted=restricted)
+    searcher.params = params
+    return params, recall, met, notes
+
+
+def _cheapest(searcher, grid, xq, ids, k, restrict, target, matrix):
+    """(params, recall, met) of the first setting of `grid` meeting `target`, else the best."""
+    _, truth = exact_search(matrix, xq, k, restrict=restrict, exclude=[[i] for i in ids])
     best = None
     for params in grid:
-        searcher.params = dict(params)
-        recall = measure_recall(searcher, xq, ids, truth, k)
+        recall = measure_recall(lambda x, kk: searcher.search_with(x, kk, restrict, params)[1], xq, ids, truth, k)
         if best is None or recall > best[1]:
             best = (params, recall)
         if recall >= target:
-            return params, recall, True, []
-    params, recall = best
-    searcher.params = dict(params)
-    note = (f"target recall@10 {target} not met: the best was {recall:.4f} with {params} "
-            f"({target - recall:.4f} short)")
-    return params, recall, False, [note]
+            return params, recall, True
+    return best[0], best[1], False
 
 
-def measure_recall(searcher: Searcher, xq, ids, truth, k) -> float:
-    D, I = searcher.search(xq, k + 1)
+def measure_recall(search, xq, ids, truth, k) -> float:
+    """Recall@k of `search(xq, k) -> I` against `truth`, each query's own row left out."""
+    I = search(xq, k + 1)
     found = 0
     for row, own in enumerate(ids):
         answers = [i for i in I[row] if i != own and i >= 0][:k]
         found += len(set(answers) & set(truth[row].tolist()))
     return found / (len(ids) * k)
-
-
-def _save(store, index) -> tuple[str, int]:
-    directory = store.path / "indexes"
-    directory.mkdir(exist_ok=True)
-    tmp = directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.faiss"
-    try:
-        faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return str(tmp), tmp.stat().st_size
-
-
-def _record(store, result: BuildResult, tmp_path: str) -> None:
-    """Rename the index into place and make it the store's index in one transaction; the
-    files of the indexes it replaces are removed after the commit."""
-    conn = store.conn
-    tmp = Path(tmp_path)
-    final = None
-    try:
-        store.begin_write()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        old = conn.execute("SELECT id, path FROM indexes").fetchall()
-        number = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM indexes").fetchone()[0]
-        relative = f"indexes/v{result.version}-{number}.faiss"
-        final = store.path / relative
-        os.replace(tmp, final)
-        conn.execute(
-            "INSERT INTO indexes (id, version, kind, factory, path, params, recall_at_10, seconds, bytes, created)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (number, result.version, result.kind, result.factory, relative, json.dumps(result.params),
-             result.recall_at_10, result.seconds, result.bytes,
-             datetime.now(timezone.utc).isoformat(timespec="seconds")),
-        )
-        conn.execute("DELETE FROM indexes WHERE id != ?", (number,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if final is not None:
-            final.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-        raise
-    for _, path in old:
-        (store.path / path).unlink(missing_ok=True)
-    store._searcher = None

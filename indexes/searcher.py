@@ -1,8 +1,13 @@
 """Searching a FAISS index over a store version: filtered, re-ranked exactly, thread-aware.
 
-Every kind answers `search(xq, k, restrict)` with FAISS's (D, I). Inner product on unit vectors
-is cosine. Kinds whose scores are approximate (PQ codes) fetch a shortlist of `k * rerank`
-and re-rank it exactly from the store's memory-mapped matrix.
+Every index answers `search(xq, k, restrict)` with FAISS's (D, I). Inner product on unit vectors
+is cosine. Indexes whose scores are approximate (PQ or SQ codes, transforms) fetch a shortlist
+of `k * rerank` and re-rank it exactly from the store's memory-mapped matrix.
+
+A restriction to the first N rows is a filter (IDSelectorRange) on the index, whose recall was
+measured at build time for a few N (`params["restricted"]`); below the smallest N measured,
+an exact search over the N rows is cheap and answers instead. A query left with fewer than k
+answers by the filter is answered exactly.
 
 One query runs on one thread: an OpenMP team's start-up costs more than an HNSW search.
 Batches use every core.
@@ -10,12 +15,44 @@ Batches use every core.
 
 from __future__ import annotations
 
+import enum
 import os
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
+from engine.query import COSMUL_EPSILON, normalize
+from engine.query import search as exact_search
+
 _CORES = os.cpu_count() or 1
+
+
+class Family(enum.Enum):
+    """What an index's search parameters are: none (flat), efSearch (HNSW) or nprobe (IVF)."""
+    FLAT = "flat"
+    HNSW = "hnsw"
+    IVF = "ivf"
+
+
+@dataclass(frozen=True)
+class IndexType:
+    family: Family
+    rerank: bool  # its stored codes are lossy: re-rank a shortlist exactly
+
+    @classmethod
+    def of(cls, index) -> "IndexType":
+        """Read off a FAISS index object (the same after a build and after a load)."""
+        inner = faiss.downcast_index(index)
+        if isinstance(inner, faiss.IndexPreTransform):
+            return cls(cls.of(inner.index).family, True)
+        if _ivf_of(index) is not None:
+            ivf = faiss.downcast_index(_ivf_of(index))
+            return cls(Family.IVF, not isinstance(ivf, faiss.IndexIVFFlat))
+        if getattr(inner, "hnsw", None) is not None:
+            storage = faiss.downcast_index(inner.storage)
+            return cls(Family.HNSW, not isinstance(storage, faiss.IndexFlat))
+        return cls(Family.FLAT, not isinstance(inner, faiss.IndexFlat))
 
 
 def threads_for(nq: int) -> int:
@@ -23,17 +60,20 @@ def threads_for(nq: int) -> int:
 
 
 class Searcher:
-    """A loaded index, its tuned search parameters and the store matrix it re-ranks from."""
+    """A loaded index, its tuned search parameters and the store matrix it re-ranks from.
+
+    `kind` is the user's name for the index ("hnsw", "ivfpq", or a factory string), as recorded
+    in the store; `type` is what FAISS built (family, and whether it re-ranks)."""
 
     def __init__(self, index, kind: str, params: dict, matrix: np.ndarray):
         self.index = index
         self.kind = kind
-        self._params = dict(params)
-        self._parameters = {}
+        self.type = IndexType.of(index)
         self.matrix = matrix
         self._ivf = _ivf_of(index)
-        self._hnsw = _hnsw_of(index)
+        self._hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
         self._threads = None
+        self.params = params
 
     @classmethod
     def load(cls, path, kind: str, params: dict, matrix: np.ndarray) -> "Searcher":
@@ -57,21 +97,49 @@ class Searcher:
     def params(self, params: dict) -> None:
         self._params = dict(params)
         self._parameters = {}
+        # [(rows, params)], most rows first: what was measured to meet the target with a filter
+        self._restricted = sorted(((int(n), p) for n, p in self._params.get("restricted", [])), reverse=True)
+
+    def describe(self) -> str:
+        shown = {name: value for name, value in self.params.items() if name != "restricted"}
+        return f"{self.kind} {shown}"
+
+    def params_for(self, restrict: int | None) -> dict | None:
+        """The search parameters for a restriction to the first `restrict` rows, or None where
+        an exact search answers: the parameters measured for the largest N <= restrict."""
+        if restrict is None:
+            return self.params
+        for rows, params in self._restricted:
+            if rows <= restrict:
+                return None if params is None else {**self.params, **params}
+        return None  # not measured (or an index built before restrictions were): exact
 
     def search(self, xq: np.ndarray, k: int, restrict: int | None = None):
         """(D, I) of the k best rows of `matrix[:restrict]` for each query row."""
         xq = np.ascontiguousarray(xq, dtype=np.float32)
-        nq = xq.shape[0]
         restrict = None if restrict is None or restrict >= self.ntotal else restrict
-        rerank = int(self.params.get("rerank", 1))
+        params = self.params_for(restrict)
+        if params is None:
+            return exact_search(self.matrix, xq, k, restrict=restrict)
+        D, I = self.search_with(xq, k, restrict, params)
+        if restrict is not None:
+            short = (I < 0).any(axis=1) if k <= restrict else np.zeros(len(I), dtype=bool)
+            if short.any():  # the filter left too few: answer those exactly
+                D[short], I[short] = exact_search(self.matrix, xq[short], k, restrict=restrict)
+        return D, I
+
+    def search_with(self, xq, k, restrict, params):
+        """search() with the given parameters and filter, whatever was measured (for tuning)."""
+        rerank = int(params.get("rerank", 1))
         fetch = min(self.ntotal, k * rerank)
-        threads = threads_for(nq)
+        threads = threads_for(len(xq))
         if threads != self._threads:
             faiss.omp_set_num_threads(threads)
             self._threads = threads
-        parameters = self._parameters.get(restrict)
+        key = (restrict, tuple(sorted((n, v) for n, v in params.items() if n != "restricted")))
+        parameters = self._parameters.get(key)
         if parameters is None:
-            parameters = self._parameters[restrict] = self._search_parameters(restrict)
+            parameters = self._parameters[key] = self._search_parameters(restrict, params)
         D, I = self.index.search(xq, fetch, params=parameters)
         if rerank > 1:
             D, I = exact_rerank(self.matrix, xq, I, k)
@@ -79,20 +147,46 @@ class Searcher:
             D, I = _pad(D, I, k)
         return D[:, :k], I[:, :k]
 
-    def _search_parameters(self, restrict):
+    def _search_parameters(self, restrict, params):
         selector = faiss.IDSelectorRange(0, restrict) if restrict is not None else None
         if self._hnsw is not None:
             parameters = faiss.SearchParametersHNSW()
-            parameters.efSearch = int(self.params.get("efSearch", 16))
+            parameters.efSearch = int(params.get("efSearch", 16))
         elif self._ivf is not None:
             parameters = faiss.SearchParametersIVF()
-            parameters.nprobe = int(self.params.get("nprobe", 1))
+            parameters.nprobe = int(params.get("nprobe", 1))
         else:
             parameters = faiss.SearchParameters()
         if selector is not None:
             parameters.sel = selector
             parameters._selector = selector  # keep it alive as long as the parameters
         return parameters
+
+    def analogies(self, abc_ids, k: int, method: str = "add", restrict: int | None = None):
+        """Analogies through the index: over-fetch candidates (k + 3 near the 3CosAdd direction;
+        more, along several directions, for 3CosMul), drop the question words and re-rank them
+        exactly from the stored vectors. A row found by several probes is kept once."""
+        matrix = self.matrix
+        abc_ids = np.asarray(abc_ids, dtype=np.int64).reshape(-1, 3)
+        a, b, c = (np.asarray(matrix[abc_ids[:, j]], dtype=np.float32) for j in range(3))
+        queries = normalize((b + c - a) / 3)
+        if method == "add":
+            _, candidates = self.search(queries, k + 3, restrict=restrict)
+        else:
+            # 3CosMul rewards rows far from a (its denominator 1 + cos(d, a) shrinks), so its best
+            # rows can lie well away from b + c - a: probe along b + c - w a for a few weights w.
+            fetch = max(2 * (k + 3), 50)
+            probes = [self.search(normalize(b + c - w * a), fetch, restrict=restrict)[1] for w in (1, 1.5, 2, 3)]
+            candidates = np.concatenate(probes, axis=1)
+        candidates = _unique_rows(candidates)
+        candidates[(candidates[:, :, None] == abc_ids[:, None, :]).any(axis=2)] = -1
+        vectors = candidate_vectors(matrix, candidates)
+        if method == "add":
+            scores = np.einsum("qmd,qd->qm", vectors, queries)
+        else:
+            sim_a, sim_b, sim_c = ((np.einsum("qmd,qd->qm", vectors, x) + 1) / 2 for x in (a, b, c))
+            scores = sim_b * sim_c / (sim_a + COSMUL_EPSILON)
+        return best_of(scores, candidates, k)
 
 
 def exact_rerank(matrix: np.ndarray, xq: np.ndarray, candidates: np.ndarray, k: int):
@@ -118,6 +212,15 @@ def best_of(scores: np.ndarray, candidates: np.ndarray, k: int):
     return _pad(D, I, k)
 
 
+def _unique_rows(candidates: np.ndarray) -> np.ndarray:
+    """Each row's ids with repeats replaced by -1."""
+    order = np.sort(candidates, axis=1)
+    repeated = np.zeros_like(order, dtype=bool)
+    repeated[:, 1:] = order[:, 1:] == order[:, :-1]
+    order[repeated] = -1
+    return order
+
+
 def _pad(D, I, k):
     if D.shape[1] >= k:
         return D, I
@@ -131,7 +234,3 @@ def _ivf_of(index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
-
-
-def _hnsw_of(index):
-    return getattr(faiss.downcast_index(index), "hnsw", None)

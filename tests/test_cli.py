@@ -178,10 +178,10 @@ def test_a_busy_store_is_a_clear_error(tiny, tiny_glove, monkeypatch):
 def test_a_missing_vectors_file_is_a_clear_error(tiny):
     import os
 
-    os.remove(f"{tiny.store}/vectors/v1.safetensors")
+    os.remove(f"{tiny.store}/vectors/s1.safetensors")
     result = tiny("neighbors", "king")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {tiny.store}/vectors/v1.safetensors: the vectors of version 1 cannot be read")
+    assert result.stderr.startswith(f"Error: {tiny.store}/vectors/s1.safetensors: the vectors of version 1 cannot be read")
 
 
 def test_use_switches_the_current_version(tiny, tmp_path):

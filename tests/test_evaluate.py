@@ -9,8 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
+from gensim.models import KeyedVectors
+
 from engine import BadEvalFile, packaged
-from engine.evaluate import (evaluate_analogies, evaluate_pairs, read_analogies, spearman)
+from engine.evaluate import evaluate_analogies, evaluate_pairs, read_analogies, spearman
+from engine.records import to_json
 
 ANALOGIES = """: royals
 man king woman queen
@@ -35,7 +38,7 @@ def test_hand_made_analogies_exactly(tiny_store, analogy_file):
     # answer; "dragon" is out of vocabulary; king:queen::man:woman is right
     assert (result.correct, result.questions, result.skipped) == (3, 4, 1)
     assert [(s.name, s.correct, s.questions) for s in result.sections] == [("royals", 2, 3), ("fruit", 1, 1)]
-    assert result.as_json()["sections"][0] == {"name": "royals", "accuracy": round(2 / 3, 6), "correct": 2, "questions": 3}
+    assert to_json(result)["sections"][0] == {"name": "royals", "accuracy": round(2 / 3, 6), "correct": 2, "questions": 3}
 
 
 def test_restrict_makes_words_out_of_vocabulary(tiny_store, analogy_file):
@@ -116,17 +119,27 @@ def test_per_question_agreement_with_gensim_on_a_sample(glove_store, glove_kv, t
     assert ours_add.accuracy == pytest.approx(theirs_add, abs=1e-12)
     assert [len(s["correct"]) for s in details[:-1]] == [s.correct for s in ours_add.sections]
 
-    # gensim's evaluation loop, with most_similar_cosmul in place of most_similar
-    original = glove_kv.most_similar
-    glove_kv.most_similar = lambda positive, negative, topn, restrict_vocab: glove_kv.most_similar_cosmul(
-        positive=positive, negative=negative, topn=topn, restrict_vocab=restrict_vocab)
-    try:
-        theirs_mul, details = glove_kv.evaluate_word_analogies(str(path), restrict_vocab=300_000)
-    finally:
-        glove_kv.most_similar = original
-    ours_mul = evaluate_analogies(glove_store, path, restrict=300_000, method="mul")
+    # gensim's evaluation loop with most_similar_cosmul in place of most_similar, over
+    # KeyedVectors holding only the first N words: what gensim documents restrict_vocab to mean
+    # (its most_similar_cosmul ignores the argument; see the README)
+    restrict = 30_000
+    first = KeyedVectors(vector_size=50, dtype=np.float32)
+    first.add_vectors(glove_kv.index_to_key[:restrict], glove_kv.vectors[:restrict])
+    first.most_similar = lambda positive, negative, topn, restrict_vocab: first.most_similar_cosmul(
+        positive=positive, negative=negative, topn=topn)
+    theirs_mul, details = first.evaluate_word_analogies(str(path), restrict_vocab=restrict)
+    ours_mul = evaluate_analogies(glove_store, path, restrict=restrict, method="mul")
     assert ours_mul.accuracy == pytest.approx(theirs_mul, abs=1e-12)
     assert [len(s["correct"]) for s in details[:-1]] == [s.correct for s in ours_mul.sections]
+
+
+def test_3cosmul_with_a_restriction_searches_only_the_first_n_words(glove_store):
+    """gensim's most_similar_cosmul ignores restrict_vocab (0.4278 here); the documented
+    meaning, "only check the first N vectors", gives 0.4325."""
+    result = evaluate_analogies(glove_store, restrict=30_000, method="mul")
+    assert (result.questions, round(result.accuracy, 4)) == (14_877, 0.4325)
+    answer = glove_store.analogy("man", "king", "woman", k=10, method="mul", restrict=1000)
+    assert all(glove_store.id_of(word) < 1000 for word, _ in answer) and len(answer) == 10
 
 
 def test_word_pairs_match_gensim(glove_store, glove_kv):
@@ -149,5 +162,6 @@ def test_cli_eval_all_and_compare_on_glove(glove_store):
     assert records[0]["semantic"]["questions"] + records[0]["syntactic"]["questions"] == 19_486
     result = runner.invoke(cli, ["eval", "compare", "1", "1", "--json", "--store", str(glove_store.path)])
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert rows[0] == {"metric": "questions-words accuracy (add)", "v1": 0.463718, "v2": 0.463718, "diff": 0.0}
+    assert rows[0] == {"metric": "questions-words accuracy (add)", "v1": 0.463718, "v2": 0.463718, "diff": 0.0,
+                       "search_v1": "exact", "search_v2": "exact"}
     assert {row["metric"] for row in rows} >= {"wordsim353 spearman", "simlex999 spearman"}

@@ -15,8 +15,8 @@ from cli import cli
 from engine import Store, query
 from engine.evaluate import evaluate_analogies
 from engine.ingest import ingest
-from indexes import index_state
-from indexes.build import BadIndex, build_index, measure_recall, pq_subquantizers
+from engine.errors import BadIndex
+from indexes.build import build_index, measure_recall, pq_subquantizers
 
 from .conftest import write_text
 
@@ -73,7 +73,7 @@ def test_kinds_meet_their_target_against_the_reference(seeded_store, tmp_path, k
     matrix = np.asarray(store.matrix())
     rows = np.random.default_rng(99).choice(12_000, size=500, replace=False)
     _, truth = brute_force(matrix, rows, 10)
-    recall = measure_recall(store.searcher(), matrix[rows], rows, truth, 10)
+    recall = measure_recall(lambda xq, k: store.searcher().search(xq, k)[1], matrix[rows], rows, truth, 10)
     assert recall >= target - 0.03, (kind, recall)
 
 
@@ -87,13 +87,14 @@ def test_ivfpq_is_at_most_an_eighth_of_flat(seeded_store, tmp_path):
     assert pq_subquantizers(50, 400_000, 2529) == 10
 
 
-def test_restrict_through_the_index(seeded_store, tmp_path):
+def test_a_small_restriction_searches_exactly(seeded_store, tmp_path):
+    # 3,000 rows x 64 is far below the cost of an index search: exact, so always k answers
     store = fresh_copy(seeded_store, tmp_path)
     build_index(store, kind="hnsw")
+    assert store.searcher().params["restricted"] == []
     answers = store.neighbors("w5000", k=10, restrict=3000)
-    assert answers and all(int(word[1:]) < 3000 for word, _ in answers)
-    exact = store.neighbors("w5000", k=10, restrict=3000, exact=True)
-    assert len({w for w, _ in answers} & {w for w, _ in exact}) >= 8
+    assert answers == store.neighbors("w5000", k=10, restrict=3000, exact=True)
+    assert len(store.neighbors("w5000", k=10, restrict=5)) == 5
 
 
 def test_persistence_round_trip(seeded_store, tmp_path):
@@ -104,7 +105,7 @@ def test_persistence_round_trip(seeded_store, tmp_path):
     searcher = reopened.searcher()
     assert searcher is not None and searcher.params == result.params
     assert reopened.neighbors_many(["w1", "w2 + w3"], k=10) == before
-    state = index_state(reopened)
+    state = reopened.index_state()
     assert (state["kind"], state["version"], state["stale"]) == ("hnsw", 1, False)
     assert state["recall_at_10"] == pytest.approx(result.recall_at_10)
     assert [p.name for p in (store.path / "indexes").iterdir()] == ["v1-1.faiss"]
@@ -115,7 +116,7 @@ def test_a_stale_index_is_never_used_silently(seeded_store, tmp_path):
     build_index(store, kind="hnsw")
     ingest(store, write_text(tmp_path / "v2.txt", ["w1 1 0", "w2 0 1", "w3 1 1"]))
     newer = Store.open(store.path)
-    assert index_state(newer)["stale"] is True
+    assert newer.index_state()["stale"] is True
     assert newer.neighbors("w1", k=1) == [("w3", pytest.approx(0.7071, abs=1e-4))]
     assert newer.notice.startswith("the hnsw index was built for version 1, not version 2: searching exactly")
     older = Store.open(store.path, version=1)
@@ -151,7 +152,7 @@ def test_an_interrupted_build_leaves_the_previous_index(seeded_store, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         build_index(store, kind="hnsw", progress=interrupt)
     reopened = Store.open(store.path)
-    assert index_state(reopened)["kind"] == "ivf"
+    assert reopened.index_state()["kind"] == "ivf"
     assert reopened.searcher().params == first.params
     assert [p.name for p in (store.path / "indexes").iterdir()] == ["v1-1.faiss"]
 
@@ -207,7 +208,7 @@ def test_hnsw_analogies_stay_within_half_a_point_of_exact(glove_hnsw):
         exact = evaluate_analogies(glove_hnsw, method=method, exact=True)
         through = evaluate_analogies(glove_hnsw, method=method)
         assert through.search.startswith("hnsw") and exact.search == "exact"
-        assert round(exact.accuracy, 4) == {"add": 0.4637, "mul": 0.3700}[method]
+        assert round(exact.accuracy, 4) == {"add": 0.4637, "mul": 0.3701}[method]  # mul: the first 300,000 words searched
         assert abs(through.accuracy - exact.accuracy) <= 0.005, (method, through.accuracy, exact.accuracy)
 
 

@@ -32,9 +32,9 @@ def assert_unchanged(store, versions_before):
     reopened = Store.open(store.path)
     assert [v.version for v in reopened.versions()] == versions_before
     known = set(versions_before)
-    assert {row[0] for row in reopened.conn.execute("SELECT DISTINCT version FROM vocab")} <= known
+    assert {row[0] for row in reopened.conn.execute("SELECT DISTINCT segment FROM vocab")} <= known
     files = sorted(p.name for p in (store.path / "vectors").iterdir())
-    assert files == [f"v{n}.safetensors" for n in versions_before]
+    assert files == [f"s{n}.safetensors" for n in versions_before]
     if versions_before:
         assert reopened.current_version() == versions_before[-1]
         assert reopened.neighbors("king", k=1)[0][0] == "prince"
@@ -156,7 +156,7 @@ def test_a_killed_ingest_leaves_the_old_version_answering(tiny_store, tmp_path):
     # the killed writer's partial matrix is cleaned up by the next writer, which succeeds
     result = ingest(reopened, path)
     assert result.version == 2 and result.count == 200_000
-    assert sorted(p.name for p in (tiny_store.path / "vectors").iterdir()) == ["v1.safetensors", "v2.safetensors"]
+    assert sorted(p.name for p in (tiny_store.path / "vectors").iterdir()) == ["s1.safetensors", "s2.safetensors"]
 
 
 def test_errors_come_in_file_order(tiny_store, tmp_path):

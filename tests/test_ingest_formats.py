@@ -135,7 +135,7 @@ def test_duplicates_keep_the_first_and_are_counted(store, tmp_path):
     assert (result.count, result.duplicates) == (3, 2)
     assert store.keys() == ["a", "b", "c"]
     assert_allclose(store.matrix()[0], [1, 0])
-    assert list(store.conn.execute("SELECT rank FROM vocab ORDER BY id").fetchall()) == [(1,), (2,), (4,)]
+    assert list(store.ranks().tolist()) == [1, 2, 4]
 
 
 def test_zero_vectors_are_kept_and_never_nan(store, tmp_path):

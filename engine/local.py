@@ -1,0 +1,577 @@
+"""A store on this machine: a directory with a SQLite database and safetensors matrices.
+
+    STORE/store.db                 versions, segments, vocab (key, norm, rank per row), meta, indexes
+    STORE/vectors/sN.safetensors   segment N's unit-length rows, float32, memory-mapped on read
+    STORE/indexes/vN-M.faiss       the FAISS index built over version N (see indexes/)
+
+A version is a list of immutable segments whose rows are concatenated in order (most versions
+have one). A version becomes current only when complete: its new segments are written to
+temporary files, then renamed and recorded in one SQLite transaction. Anything that fails or
+is interrupted before the commit leaves the previous version current and answering.
+
+`LocalStore` is the one owner of the database: every SQL statement and every transaction of
+simdex is here (the version writer and the index builder go through its public methods).
+It reads with the standard library's sqlite3 and numpy only, so answering a query imports
+neither torch nor sqlite-utils, and faiss only when the store has an index to use.
+
+A store on read-only media (a shared mount, a container's read-only layer) or in a directory
+this user cannot write answers queries; writes raise StoreReadOnly.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from . import migrations
+from .errors import (DamagedStore, EmptyStore, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
+                     UnknownWord, close_spellings, machine_fault)
+from .store import Store, Version
+from .tensorfile import read_matrix
+
+DB_NAME = "store.db"
+VECTORS_DIR = "vectors"
+INDEXES_DIR = "indexes"
+_VERSION_COLUMNS = "version, kind, count, dim, source, sha256, format, parent, created, config, metrics"
+_INDEX_COLUMNS = ("id", "version", "kind", "factory", "path", "params", "recall_at_10", "seconds", "bytes", "created")
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    file: str  # relative to the store
+    count: int
+    dim: int
+    keys: int  # the segment whose vocab rows name these rows (itself, or one it shares them with)
+    start: int = 0  # the row id of its first row in the version read
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class LocalStore(Store):
+    """A store directory, read at one version (the current one unless asked otherwise)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, version: int | None = None,
+                 read_only_because: str | None = None):
+        self.path = Path(path)
+        self.conn = conn
+        self.read_only_because = read_only_because
+        self._pinned = version
+        self._lookups = 0
+        self.notice = None
+        self.refresh()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, version: int | None = None, read_only: bool = False) -> "LocalStore":
+        path = Path(path).expanduser()
+        db_path = path / DB_NAME
+        if path.exists() and not path.is_dir():
+            raise StoreNotFound(path, "not a directory")
+        if not db_path.is_file():
+            raise StoreNotFound(path)
+        why = "opened read-only" if read_only else _unwritable(path, db_path)
+        conn = _connect(db_path, why)
+        try:
+            if not migrations.up_to_date(conn):
+                if why:
+                    raise StoreReadOnly(path, f"{why}, and it needs an upgrade a writable copy would get")
+                _fault_guard(lambda: migrations.apply(conn), db_path)
+            store = cls(path, conn, version, why)
+            if version is not None:
+                store.version  # validates it
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def create(cls, path) -> "LocalStore":
+        """Open the store at `path`, creating the directory and schema if they do not exist."""
+        path = Path(path).expanduser()
+        if path.exists() and not path.is_dir():
+            raise StoreNotFound(path, "exists and is not a directory")
+        if (path / DB_NAME).is_file():
+            return cls.open(path)
+        try:
+            (path / VECTORS_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise machine_fault(e, path) or e
+        conn = _connect(path / DB_NAME, None)
+        try:
+            _fault_guard(lambda: conn.execute("PRAGMA journal_mode = WAL"), path / DB_NAME)
+            _fault_guard(lambda: migrations.apply(conn), path / DB_NAME)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions: the one way to write ---------------------------------------------------------
+
+    def begin(self) -> None:
+        """Take the store's write lock (BEGIN IMMEDIATE) for a transaction."""
+        if self.read_only_because:
+            raise StoreReadOnly(self.path, self.read_only_because)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreBusy(self.path) from None
+            raise machine_fault(e, self.path / DB_NAME) or e
+
+    def commit(self) -> None:
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException as e:
+            self.rollback()
+            raise machine_fault(e, self.path / DB_NAME) or e
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self):
+        """A write: commits when the block ends, rolls back when it raises (a failed
+        statement, Ctrl-C), and never leaves the write lock held."""
+        self.begin()
+        try:
+            yield self.conn
+        except BaseException as e:
+            self.rollback()
+            fault = machine_fault(e, self.path / DB_NAME)
+            if fault is not None:
+                raise fault from None
+            raise
+        self.commit()
+
+    def refresh(self) -> None:
+        """Drop what was read, so the next read sees what was committed since (a new version,
+        another current one, a new index)."""
+        self._version = self._segments = self._matrix = self._keys = self._key_to_id = None
+        self._searcher = None
+        self.notice = None
+
+    # -- versions ----------------------------------------------------------------------------------
+
+    def versions(self) -> list[Version]:
+        rows = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM versions ORDER BY version").fetchall()
+        return [_version_from_row(row) for row in rows]
+
+    def current_version(self) -> int | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = 'current'").fetchone()
+        return int(row[0]) if row else None
+
+    def get_version(self, number: int) -> Version:
+        row = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE version = ?",
+                                (int(number),)).fetchone()
+        if row is None:
+            raise UnknownVersion(self.path, number, [v.version for v in self.versions()])
+        return _version_from_row(row)
+
+    @property
+    def version(self) -> Version:
+        """The version this store reads: the one asked for at open, else the current one when
+        first read (so keys and matrix always come from the same version)."""
+        if self._version is None:
+            number = self._pinned if self._pinned is not None else self.current_version()
+            if number is None:
+                raise EmptyStore(self.path)
+            self._version = self.get_version(number)
+        return self._version
+
+    def set_current(self, number: int) -> Version:
+        """Make version `number` the current one (roll back to it, or forward again)."""
+        version = self.get_version(number)
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(int(number)),))
+        if self._pinned is None:
+            self.refresh()
+        return version
+
+    def segments(self, number: int | None = None) -> list[Segment]:
+        """The segments of a version (default: the one read), in row order."""
+        if number is None and self._segments is not None:
+            return self._segments
+        rows = self.conn.execute(
+            "SELECT s.id, s.file, s.count, s.dim, s.keys, vs.start FROM version_segments vs"
+            " JOIN segments s ON s.id = vs.segment WHERE vs.version = ? ORDER BY vs.position",
+            (self.version.version if number is None else int(number),),
+        ).fetchall()
+        found = [Segment(*row) for row in rows]
+        if number is None:
+            self._segments = found
+        return found
+
+    # -- data of the version read --------------------------------------------------------------------
+
+    def matrix(self) -> np.ndarray:
+        """(n, d) float32, unit rows (zero rows stay zero); row i is keys()[i]. Memory-mapped
+        when the version has one segment; several are read into one array."""
+        if self._matrix is None:
+            parts = [self._read_segment(segment) for segment in self.segments()]
+            self._matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self._matrix
+
+    def _read_segment(self, segment: Segment) -> np.ndarray:
+        path = self.path / segment.file
+        try:
+            # a plain ndarray view of the memory map: slicing a np.memmap costs microseconds
+            return read_matrix(path).view(np.ndarray)
+        except (OSError, ValueError, KeyError) as e:
+            raise DamagedStore(f"{path}: the vectors of version {self.version.version} cannot be read "
+                               f"({e.__class__.__name__}: {e})") from None
+
+    def tensor(self, device=None):
+        """The matrix as a torch tensor, read with safetensors onto `device` (default: CUDA when
+        there is one), for `torch.nn.Embedding.from_pretrained(store.tensor(), freeze=False)`.
+        Imports torch."""
+        import safetensors.torch
+        import torch
+
+        parts = [safetensors.torch.load_file(str(self.path / s.file))["vectors"] for s in self.segments()]
+        tensor = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return tensor.to(device)
+
+    def _column(self, column: str) -> list:
+        values = []
+        for segment in self.segments():
+            values += [row[0] for row in self.conn.execute(
+                f"SELECT {column} FROM vocab WHERE segment = ? ORDER BY row", (segment.keys,))]
+        return values
+
+    def keys(self) -> list[str]:
+        """The words (or sentence texts), in row order."""
+        if self._keys is None:
+            self._keys = self._column("key")
+        return self._keys
+
+    def norms(self) -> np.ndarray:
+        """Each row's length before normalisation (it carries frequency information)."""
+        return np.array(self._column("norm"), dtype=np.float32)
+
+    def ranks(self) -> np.ndarray:
+        return np.array(self._column("rank"), dtype=np.int64)
+
+    def key_to_id(self) -> dict[str, int]:
+        if self._key_to_id is None:
+            self._key_to_id = {key: i for i, key in enumerate(self.keys())}
+        return self._key_to_id
+
+    def id_of(self, word: str) -> int:
+        """The row of `word`; raises UnknownWord with close spellings."""
+        self._lookups += 1
+        if self._key_to_id is None and self._lookups > 64:
+            self.key_to_id()  # many lookups: one read of the vocabulary beats a query each
+        if self._key_to_id is not None:
+            found = self._key_to_id.get(word)
+        else:
+            found = None
+            for segment in self.segments():
+                # a literal segment number, so SQLite uses that segment's partial index
+                row = self.conn.execute(
+                    f"SELECT row FROM vocab WHERE segment = {int(segment.keys)} AND key = ?", (word,)
+                ).fetchone()
+                if row is not None:
+                    found = segment.start + row[0]
+                    break
+        if found is None:
+            raise UnknownWord(word, self.close_spellings(word))
+        return found
+
+    def keys_of(self, ids) -> list[str]:
+        """The keys of the given rows, in the given order."""
+        ids = [int(i) for i in ids]
+        if self._keys is not None or len(ids) > 500 or self._lookups > 64:
+            keys = self.keys()
+            return [keys[i] for i in ids]
+        segments = self.segments()
+        starts = [s.start for s in segments]
+        found = {}
+        for i in ids:
+            segment = segments[bisect.bisect_right(starts, i) - 1]
+            row = self.conn.execute("SELECT key FROM vocab WHERE segment = ? AND row = ?",
+                                    (segment.keys, i - segment.start)).fetchone()
+            found[i] = row[0]
+        return [found[i] for i in ids]
+
+    def close_spellings(self, word: str, n: int = 3) -> list[str]:
+        if self.version.kind != "words":
+            return []
+        keys = int(self.segments()[0].keys)
+        same_case = [row[0] for row in self.conn.execute(
+            f"SELECT key FROM vocab WHERE segment = {keys} AND lower(key) = ? AND key != ? LIMIT ?",
+            (word.lower(), word, n))]
+        if same_case:
+            return same_case
+        # Look among the more frequent words of a similar length: fast, and what a user meant.
+        candidates = [row[0] for row in self.conn.execute(
+            f"SELECT key FROM vocab WHERE segment = {keys} AND row < 100000 AND length(key) BETWEEN ? AND ?",
+            (len(word) - 2, len(word) + 2))]
+        return close_spellings(word, candidates, n)
+
+    # -- the index -----------------------------------------------------------------------------------
+
+    def index_record(self) -> dict | None:
+        """The store's index: {id, version, kind, factory, path, params, recall_at_10, ...} or None."""
+        row = self.conn.execute(f"SELECT {', '.join(_INDEX_COLUMNS)} FROM indexes ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        record = dict(zip(_INDEX_COLUMNS, row))
+        record["params"] = json.loads(record["params"] or "{}")
+        return record
+
+    def index_state(self) -> dict | None:
+        """What `simdex info` shows of the index, with `stale` when it is for another version."""
+        record = self.index_record()
+        if record is None:
+            return None
+        keep = ("kind", "version", "recall_at_10", "params", "factory", "bytes", "seconds", "created")
+        return {**{name: record[name] for name in keep}, "stale": record["version"] != self.current_version()}
+
+    def searcher(self):
+        """The index searcher for the version read, or None (then `notice` may say why)."""
+        if self._searcher is None:
+            self._searcher = self._open_searcher() or False
+        return self._searcher or None
+
+    def _open_searcher(self):
+        record = self.index_record()
+        if record is None:
+            return None
+        number = self.version.version
+        if record["version"] != number:
+            self.notice = (f"the {record['kind']} index was built for version {record['version']}, not version "
+                           f"{number}: searching exactly (rebuild it with `simdex index build`)")
+            return None
+        path = self.path / record["path"]
+        if not path.exists():
+            self.notice = f"the index file {path} is missing: searching exactly (rebuild it with `simdex index build`)"
+            return None
+        # Imported here, not at the top: faiss costs a quarter of a second to import, and a
+        # store without an index (or a query with --exact) never needs it.
+        from indexes.searcher import Searcher
+
+        return Searcher.load(path, record["kind"], record["params"], self.matrix())
+
+    def index_directory(self) -> Path:
+        """Where index files go; temporary files of builds that were killed are removed."""
+        directory = self.path / INDEXES_DIR
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as e:
+            raise machine_fault(e, directory) or e
+        remove_abandoned_temporaries(directory)
+        return directory
+
+    def save_index(self, tmp_path, *, version: int, kind: str, factory: str, params: dict, recall_at_10: float,
+                   seconds: float) -> None:
+        """Rename a written index file into place and make it the store's index, in one
+        transaction; the files of the indexes it replaces are removed after the commit."""
+        tmp = Path(tmp_path)
+        final = None
+        try:
+            with self.transaction() as conn:
+                old = conn.execute("SELECT path FROM indexes").fetchall()
+                number = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM indexes").fetchone()[0]
+                relative = f"{INDEXES_DIR}/v{version}-{number}.faiss"
+                final = self.path / relative
+                size = tmp.stat().st_size
+                os.replace(tmp, final)
+                conn.execute(
+                    f"INSERT INTO indexes ({', '.join(_INDEX_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (number, version, kind, factory, relative, json.dumps(params), recall_at_10, seconds, size, now()))
+                conn.execute("DELETE FROM indexes WHERE id != ?", (number,))
+        except BaseException:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            raise
+        for (path,) in old:
+            (self.path / path).unlink(missing_ok=True)
+        self._searcher = None
+        self.notice = None
+
+    # -- writing versions (engine/writer.py drives these) --------------------------------------------------
+
+    def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None, parent=None,
+                    config=None):
+        """A VersionWriter (engine/writer.py) for a new version; use it as a context manager."""
+        from .writer import VersionWriter
+
+        return VersionWriter(self, kind=kind, dim=dim, source=source, sha256=sha256, format=format,
+                             parent=parent, config=config or {})
+
+    def vectors_directory(self) -> Path:
+        directory = self.path / VECTORS_DIR
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as e:
+            raise machine_fault(e, directory) or e
+        remove_abandoned_temporaries(directory)
+        return directory
+
+    def next_number(self, table: str) -> int:
+        column = {"versions": "version", "segments": "id"}[table]
+        return self.conn.execute(f"SELECT coalesce(max({column}), 0) + 1 FROM {table}").fetchone()[0]
+
+    def add_segment(self, number: int, file: str, count: int, dim: int, keys: int) -> None:
+        self.conn.execute("INSERT INTO segments (id, file, count, dim, keys, created) VALUES (?,?,?,?,?,?)",
+                          (number, file, count, dim, keys, now()))
+
+    def add_vocab(self, segment: int, first_row: int, keys, norms, ranks, hashes=None, external_ids=None) -> None:
+        m = len(keys)
+        self.conn.executemany(
+            f"INSERT INTO vocab (segment, row, key, norm, rank, hash, external_id)"
+            f" VALUES ({int(segment)}, ?, ?, ?, ?, ?, ?)",
+            zip(range(first_row, first_row + m), keys, np.asarray(norms, dtype=np.float64).tolist(),
+                np.asarray(ranks, dtype=np.int64).tolist(), hashes or [None] * m, external_ids or [None] * m))
+
+    def index_vocab(self, segment: int, kind: str) -> None:
+        """The segment's lookup index, built once its rows are in (faster than maintaining it)."""
+        segment = int(segment)
+        if kind == "words":
+            self.conn.execute(f"CREATE UNIQUE INDEX vocab_key_s{segment} ON vocab(key) WHERE segment = {segment}")
+        else:
+            self.conn.execute(f"CREATE INDEX vocab_hash_s{segment} ON vocab(hash) WHERE segment = {segment}")
+            self.conn.execute(f"CREATE INDEX vocab_id_s{segment} ON vocab(external_id) WHERE segment = {segment}")
+
+    def add_version(self, number: int, *, kind: str, count: int, dim: int, fields: dict,
+                    segments: list[tuple[int, int]], metrics: dict, make_current: bool) -> None:
+        """Record a version made of `segments` ((number, rows) in row order)."""
+        self.conn.execute(
+            f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (number, kind, count, dim, fields.get("source"), fields.get("sha256"), fields.get("format"),
+             fields.get("parent"), now(), json.dumps(fields.get("config") or {}), json.dumps(metrics or {})))
+        start = 0
+        for position, (segment, rows) in enumerate(segments):
+            self.conn.execute("INSERT INTO version_segments VALUES (?, ?, ?, ?)", (number, position, segment, start))
+            start += rows
+        if make_current:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('current', ?)", (str(number),))
+
+    def set_metrics(self, number: int, metrics: dict) -> None:
+        """Replace a version's metrics (a report computed after it was written)."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE versions SET metrics = ? WHERE version = ?", (json.dumps(metrics), int(number)))
+        if self._version is not None and self._version.version == number:
+            self._version = None
+
+    def version_written(self) -> None:
+        """A writer committed a version: a store that follows the current version re-reads."""
+        if self._pinned is None:
+            self.refresh()
+
+    def temporary_file(self, directory: Path, suffix: str) -> Path:
+        """A temporary file name that `remove_abandoned_temporaries` removes once this process is gone."""
+        return directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+
+    # -- what `simdex info` shows ---------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """The versions, the current one, file sizes and the index."""
+        versions = []
+        for version in self.versions():
+            entry = version.summary()
+            entry["bytes"] = self._bytes_of(self.segments(version.version))
+            versions.append(entry)
+        return {"store": str(self.path), "current": self.current_version(), "versions": versions,
+                "index": self.index_state()}
+
+    def _bytes_of(self, segments) -> int | None:
+        total = 0
+        for segment in segments:
+            path = self.path / segment.file
+            if not path.exists():
+                return None
+            total += path.stat().st_size
+        return total
+
+
+def remove_abandoned_temporaries(directory: Path) -> None:
+    """Remove partial files (.tmp-PID-*) left by writers that were killed (their process is gone)."""
+    for tmp in directory.glob(".tmp-*"):
+        try:
+            pid = int(tmp.name.split("-")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def _unwritable(path: Path, db_path: Path) -> str | None:
+    """Why this process cannot write the store (read-only media, permissions), or None."""
+    for target in (path, db_path, path / VECTORS_DIR):
+        if target.exists() and not os.access(target, os.W_OK):
+            try:
+                if os.statvfs(target).f_flag & os.ST_RDONLY:
+                    return "read-only file system"
+            except OSError:
+                pass
+            return f"permission denied: {target}"
+    return None
+
+
+def _connect(db_path: Path, read_only_because: str | None) -> sqlite3.Connection:
+    # a writer waits this long for another one to finish (SIMDEX_BUSY_TIMEOUT seconds, default 30)
+    timeout = float(os.environ.get("SIMDEX_BUSY_TIMEOUT", "30"))
+    try:
+        if read_only_because is None:
+            conn = sqlite3.connect(db_path, isolation_level=None, timeout=timeout)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        else:
+            conn = _connect_read_only(db_path, timeout)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA user_version").fetchone()
+    except (sqlite3.Error, OSError) as e:
+        raise machine_fault(e, db_path) or StoreFault(db_path, f"cannot open the database ({e})") from None
+    return conn
+
+
+def _connect_read_only(db_path: Path, timeout: float) -> sqlite3.Connection:
+    """Read-only: through SQLite's shared memory when another process keeps it up, else as an
+    immutable file (the only way SQLite reads a WAL database on read-only media)."""
+    uri = "file:" + quote(str(db_path.resolve()))
+    try:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=timeout)
+        conn.execute("PRAGMA user_version").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None, timeout=timeout)
+
+
+def _fault_guard(action, where):
+    try:
+        return action()
+    except (sqlite3.Error, OSError) as e:
+        raise machine_fault(e, where) or e
+
+
+def _version_from_row(row) -> Version:
+    (number, kind, count, dim, source, sha256, fmt, parent, created, config, metrics) = row
+    return Version(version=number, kind=kind, count=count, dim=dim, source=source, sha256=sha256,
+                   format=fmt, parent=parent, created=created, config=json.loads(config or "{}"),
+                   metrics=json.loads(metrics or "{}"))

@@ -1,0 +1,36 @@
+"""Results as the JSON records that `--json` prints and the HTTP API returns.
+
+A result dataclass names its fields, in order, in `JSON_FIELDS` (attributes or properties);
+`to_json` reads them, rounds floats (seconds to 3 places, scores to 6) and serialises nested
+results and lists the same way. One helper, so every command's record reads alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+def to_json(result) -> dict:
+    fields = getattr(type(result), "JSON_FIELDS", None)
+    if fields is None:
+        fields = [f.name for f in dataclasses.fields(result)]
+    return {name: _value(name, getattr(result, name)) for name in fields}
+
+
+def _value(name: str, value):
+    if hasattr(type(value), "JSON_FIELDS") or dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json(value)
+    if isinstance(value, (list, tuple)):
+        return [_value(name, item) for item in value]
+    if isinstance(value, dict):
+        return {key: _value(key, item) for key, item in value.items()}
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return round(value, 3 if name.endswith("seconds") else 6)
+    return value
