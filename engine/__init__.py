@@ -9,7 +9,8 @@ from .errors import (BadEvalFile, BadIndex, BadInput, BadModel, BadOption, BadQu
                      EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
                      UnknownWord, WrongKind)
 from .store import Store, Version, data_dir, default_store_path
+from .local import LocalStore  # noqa: E402  (registers the local backend with Store.open)
 
-__all__ = ["Store", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
+__all__ = ["Store", "LocalStore", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
            "UnknownVersion", "UnknownWord", "BadVectorFile", "BadInput", "BadQuery", "BadOption", "BadIndex",
            "BadModel", "BadEvalFile", "StoreBusy", "StoreFault", "StoreReadOnly", "DamagedStore", "WrongKind"]

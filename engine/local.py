@@ -36,7 +36,7 @@ import numpy as np
 from . import migrations
 from .errors import (DamagedStore, EmptyStore, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
                      UnknownWord, close_spellings, machine_fault)
-from .store import Store, Version
+from .store import Store, Version, resolve_location
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
@@ -81,7 +81,7 @@ class LocalStore(Store):
 
     @classmethod
     def open(cls, path, version: int | None = None, read_only: bool = False) -> "LocalStore":
-        path = Path(path).expanduser()
+        path = resolve_location(path)
         db_path = path / DB_NAME
         if path.exists() and not path.is_dir():
             raise StoreNotFound(path, "not a directory")
@@ -105,7 +105,7 @@ class LocalStore(Store):
     @classmethod
     def create(cls, path) -> "LocalStore":
         """Open the store at `path`, creating the directory and schema if they do not exist."""
-        path = Path(path).expanduser()
+        path = resolve_location(path)
         if path.exists() and not path.is_dir():
             raise StoreNotFound(path, "exists and is not a directory")
         if (path / DB_NAME).is_file():
@@ -130,8 +130,7 @@ class LocalStore(Store):
 
     def begin(self) -> None:
         """Take the store's write lock (BEGIN IMMEDIATE) for a transaction."""
-        if self.read_only_because:
-            raise StoreReadOnly(self.path, self.read_only_because)
+        self.check_writable()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
@@ -272,6 +271,17 @@ class LocalStore(Store):
         """Each row's length before normalisation (it carries frequency information)."""
         return np.array(self._column("norm"), dtype=np.float32)
 
+    def norms_of(self, ids) -> np.ndarray:
+        """The original norms of the given rows, in the given order."""
+        segments = self.segments()
+        starts = [s.start for s in segments]
+        norms = []
+        for i in (int(i) for i in ids):
+            segment = segments[bisect.bisect_right(starts, i) - 1]
+            norms.append(self.conn.execute("SELECT norm FROM vocab WHERE segment = ? AND row = ?",
+                                           (segment.keys, i - segment.start)).fetchone()[0])
+        return np.array(norms, dtype=np.float32)
+
     def ranks(self) -> np.ndarray:
         return np.array(self._column("rank"), dtype=np.int64)
 
@@ -376,8 +386,14 @@ class LocalStore(Store):
 
         return Searcher.load(path, record["kind"], record["params"], self.matrix())
 
+    def check_writable(self) -> None:
+        """Raise StoreReadOnly now, before long work whose result could not be saved."""
+        if self.read_only_because:
+            raise StoreReadOnly(self.path, self.read_only_because)
+
     def index_directory(self) -> Path:
         """Where index files go; temporary files of builds that were killed are removed."""
+        self.check_writable()
         directory = self.path / INDEXES_DIR
         try:
             directory.mkdir(exist_ok=True)
@@ -425,6 +441,7 @@ class LocalStore(Store):
                              parent=parent, config=config or {})
 
     def vectors_directory(self) -> Path:
+        self.check_writable()
         directory = self.path / VECTORS_DIR
         try:
             directory.mkdir(exist_ok=True)

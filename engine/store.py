@@ -75,6 +75,16 @@ class Store:
     """
 
     notice: str | None = None  # why a query searched exactly although an index exists
+    backends: list[type] = []  # every subclass, in the order defined (engine/__init__ imports them)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Store.backends.append(cls)
+
+    @classmethod
+    def handles(cls, location: str) -> bool:
+        """Whether this backend opens `location` (a backend answers for its own addresses)."""
+        return False
 
     # -- opening: one entry point, whatever holds the store ------------------------------------
 
@@ -82,16 +92,22 @@ class Store:
     def open(cls, location, version: int | None = None, read_only: bool = False) -> "Store":
         """Open an existing store (a path or a bare name); raises StoreNotFound, or
         UnknownVersion for a bad `version`."""
-        from .local import LocalStore
-
-        return LocalStore.open(resolve_location(location), version=version, read_only=read_only)
+        return cls.backend_for(location).open(location, version=version, read_only=read_only)
 
     @classmethod
     def create(cls, location) -> "Store":
         """Open the store at `location`, creating it when it does not exist."""
-        from .local import LocalStore
+        return cls.backend_for(location).create(location)
 
-        return LocalStore.create(resolve_location(location))
+    @classmethod
+    def backend_for(cls, location) -> type:
+        if cls is not Store:
+            return cls
+        text = "" if location is None else str(location)
+        for backend in Store.backends:
+            if backend.handles(text):
+                return backend
+        return Store.backends[0]  # the local store: paths and names
 
     def close(self) -> None:
         pass
@@ -215,13 +231,16 @@ class Store:
         return self.n_similarity(_word_set(a), _word_set(b))
 
     def n_similarity(self, words1, words2) -> float:
-        """Cosine similarity of the means of two sets of words (gensim's n_similarity)."""
+        """Cosine similarity of the means of two sets of words (gensim's n_similarity, which
+        averages the vectors as the source gave them: unit rows times their stored norms)."""
         if not words1 or not words2:
             raise BadQuery("n_similarity needs at least one word on each side")
         matrix = self.matrix()
-        first = query.mean_of_unit_rows(matrix, self.ids_of(words1))
-        second = query.mean_of_unit_rows(matrix, self.ids_of(words2))
-        return float(np.dot(first, second))
+        means = []
+        for words in (words1, words2):
+            ids = self.ids_of(words)
+            means.append(query.normalize((matrix[ids] * self.norms_of(ids)[:, None]).sum(axis=0)))
+        return float(np.dot(means[0], means[1]))
 
     def doesnt_match(self, words) -> tuple[str, float]:
         """The word furthest from the mean of all the words, and its cosine to that mean

@@ -137,9 +137,9 @@ class Searcher:
             faiss.omp_set_num_threads(threads)
             self._threads = threads
         key = (restrict, tuple(sorted((n, v) for n, v in params.items() if n != "restricted")))
-        parameters = self._parameters.get(key)
-        if parameters is None:
-            parameters = self._parameters[key] = self._search_parameters(restrict, params)
+        if key not in self._parameters:
+            self._parameters[key] = self._search_parameters(restrict, params)
+        parameters, _selector_kept_alive = self._parameters[key]
         D, I = self.index.search(xq, fetch, params=parameters)
         if rerank > 1:
             D, I = exact_rerank(self.matrix, xq, I, k)
@@ -148,6 +148,7 @@ class Searcher:
         return D[:, :k], I[:, :k]
 
     def _search_parameters(self, restrict, params):
+        """(FAISS search parameters, the selector they point to, which must outlive them)."""
         selector = faiss.IDSelectorRange(0, restrict) if restrict is not None else None
         if self._hnsw is not None:
             parameters = faiss.SearchParametersHNSW()
@@ -159,8 +160,7 @@ class Searcher:
             parameters = faiss.SearchParameters()
         if selector is not None:
             parameters.sel = selector
-            parameters._selector = selector  # keep it alive as long as the parameters
-        return parameters
+        return parameters, selector
 
     def analogies(self, abc_ids, k: int, method: str = "add", restrict: int | None = None):
         """Analogies through the index: over-fetch candidates (k + 3 near the 3CosAdd direction;

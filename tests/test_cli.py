@@ -206,3 +206,21 @@ def test_a_word_query_imports_neither_torch_nor_sqlite_utils(tiny):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_text_exports_read_back_exactly(tmp_path):
+    """Every stored float32 survives a glove / word2vec text export (9 significant digits)."""
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(300, 13)).astype(np.float32)
+    source = write_text(tmp_path / "r.txt", [f"w{i} " + " ".join(repr(float(x)) for x in row) for i, row in enumerate(rows)])
+    store = str(tmp_path / "store")
+    assert CliRunner().invoke(cli, ["ingest", str(source), "--store", store]).exit_code == 0
+    stored = Store.open(store).matrix()
+    for fmt, skip in [("glove", 0), ("word2vec", 1)]:
+        for scale, expected in [("unit", stored), ("original", stored * Store.open(store).norms()[:, None])]:
+            out = tmp_path / f"out.{fmt}.{scale}"
+            result = CliRunner().invoke(cli, ["export", str(out), "--format", fmt, "--scale", scale, "--store", store])
+            assert result.exit_code == 0, result.output
+            lines = out.read_text().splitlines()[skip:]
+            values = np.array([[np.float32(v) for v in line.split()[1:]] for line in lines], dtype=np.float32)
+            np.testing.assert_array_equal(values, expected.astype(np.float32))

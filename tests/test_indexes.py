@@ -216,3 +216,38 @@ def test_hnsw_readme_answers(glove_hnsw):
     assert glove_hnsw.analogy("man", "king", "woman")[0][0] == "queen"
     assert "toad" in [w for w, _ in glove_hnsw.neighbors("frog")]
     assert glove_hnsw.neighbors("king - man + woman", k=1)[0][0] == "queen"
+
+
+def test_searcher_type_is_read_off_the_index(seeded_store, tmp_path):
+    from indexes import Family, IndexType
+
+    store = fresh_copy(seeded_store, tmp_path)
+    expected = {"flat": (Family.FLAT, False), "hnsw": (Family.HNSW, False), "ivf": (Family.IVF, False),
+                "ivfpq": (Family.IVF, True), "IVF64,SQ8": (Family.IVF, True), "HNSW16,SQ8": (Family.HNSW, True),
+                "PCA32,IVF64,Flat": (Family.IVF, True)}
+    for kind, (family, rerank) in expected.items():
+        built = build_index(store, kind=kind, target_recall=0.5)
+        after_build = store.searcher()
+        after_load = Store.open(store.path).searcher()
+        for searcher in (after_build, after_load):
+            assert (searcher.kind, searcher.type) == (kind, IndexType(family, rerank)), kind
+            assert searcher.params == built.params
+
+
+def test_restricted_neighbours_through_hnsw_meet_the_target(glove_hnsw):
+    """--restrict through the index: tuned per restriction (recall measured against exact
+    restricted search), exact below the smallest tuned one, and always k answers."""
+    searcher = glove_hnsw.searcher()
+    levels = [rows for rows, _ in searcher.params["restricted"]]
+    assert levels == [200_000, 100_000]
+    keys = glove_hnsw.keys()
+    words = [keys[i] for i in np.random.default_rng(11).choice(400_000, size=300, replace=False)]
+    for restrict in (300_000, 150_000, 100_000):
+        through = glove_hnsw.neighbors_many(words, k=10, restrict=restrict)
+        exact = glove_hnsw.neighbors_many(words, k=10, restrict=restrict, exact=True)
+        assert all(len(answer) == 10 for answer in through)
+        recall = np.mean([len({w for w, _ in a} & {w for w, _ in b}) / 10 for a, b in zip(through, exact)])
+        assert recall >= 0.93, (restrict, recall)  # the target is 0.95 on the tuning sample
+    small = glove_hnsw.neighbors_many(words[:50], k=10, restrict=30_000)
+    assert small == glove_hnsw.neighbors_many(words[:50], k=10, restrict=30_000, exact=True)
+    assert searcher.params_for(30_000) is None and searcher.params_for(99_999) is None

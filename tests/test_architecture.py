@@ -1,0 +1,75 @@
+"""The shape of the house, checked: the store owns its database, no module reaches into
+another's private names, and the modules import each other without cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted([*ROOT.glob("engine/*.py"), *ROOT.glob("indexes/*.py"), *ROOT.glob("server/*.py"), ROOT / "cli.py"])
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(ROOT).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def test_no_module_touches_another_objects_private_names():
+    offences = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    assert offences == []
+
+
+def test_only_the_local_store_runs_sql():
+    offences = []
+    for path in SOURCES:
+        if path.name in ("local.py", "migrations.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("conn", "execute", "executemany"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    assert offences == []
+
+
+def imports_of(path: Path) -> set[str]:
+    """The project modules a module imports (at any depth of the file)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}")
+                found.add(base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    known = {module_name(p) for p in SOURCES}
+    return {m for m in found if m in known and m != name}
+
+
+def test_no_import_cycles():
+    graph = {module_name(p): imports_of(p) for p in SOURCES}
+    for package in [m for m in graph if "." not in m]:  # a package's __init__ is not an edge back
+        for module in graph:
+            graph[module].discard(package) if module.startswith(package + ".") else None
+    cycles = []
+
+    def visit(node, trail):
+        for nxt in graph.get(node, ()):
+            if nxt in trail:
+                cycles.append(trail[trail.index(nxt):] + [nxt])
+            elif len(trail) < 12:
+                visit(nxt, trail + [nxt])
+
+    for module in graph:
+        visit(module, [module])
+    assert cycles == []
