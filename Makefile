@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench floors clean
 
 setup: $(VENV)/.installed
 
@@ -27,5 +27,11 @@ test: setup
 bench: setup
 	cd benchmarks && for script in bench_*.py; do ../$(BIN)/python $$script || exit 1; done
 
+# the tests against the lowest declared versions (floors.txt), in a venv of their own
+floors:
+	$(PYTHON) -m venv .venv-floors
+	.venv-floors/bin/pip install --quiet -c constraints.txt -c floors.txt -e '.[dev]' $$(grep -v '^#' floors.txt)
+	.venv-floors/bin/python -m pytest -q -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-floors *.egg-info .pytest_cache

@@ -23,12 +23,19 @@ from common import ROOT, machine, write_section
 sys.path.insert(0, str(ROOT))
 
 from bench_query import gensim_kv  # noqa: E402
+from gensim.models import KeyedVectors  # noqa: E402
 
 
 def gensim_analogies(kv, path, method):
+    """gensim's evaluate_word_analogies at restrict 300,000. For 3CosMul its loop runs with
+    most_similar_cosmul, over KeyedVectors holding only the first 300,000 words: what gensim
+    documents restrict_vocab to mean (its most_similar_cosmul ignores the argument)."""
     if method == "mul":
+        first = KeyedVectors(vector_size=kv.vector_size, dtype=kv.vectors.dtype)
+        first.add_vectors(kv.index_to_key[:300_000], kv.vectors[:300_000])
+        kv = first
         kv.most_similar = lambda positive, negative, topn, restrict_vocab: kv.most_similar_cosmul(
-            positive=positive, negative=negative, topn=topn, restrict_vocab=restrict_vocab)
+            positive=positive, negative=negative, topn=topn)
     try:
         started = time.perf_counter()
         score, sections = kv.evaluate_word_analogies(str(path), restrict_vocab=300_000)
@@ -82,7 +89,9 @@ def main():
         label = "3CosAdd (`most_similar`)" if method == "add" else "3CosMul (`most_similar_cosmul`)"
         lines.append(f"| {label} | {g_acc:.4f} | {ours.accuracy:.4f} | {ours.questions:,} | {g_s:.1f} | "
                      f"{ours.seconds:.2f} | **{ours.seconds / g_s:.3f}** |")
-    lines += ["", "Target for 3CosAdd: one tenth of gensim's time or less, the same accuracy.", "",
+    lines += ["", "Target for 3CosAdd: one tenth of gensim's time or less, the same accuracy.",
+              "3CosMul searches the first 300,000 words on both sides (gensim's loop over KeyedVectors of the",
+              "first 300,000 words, since its `most_similar_cosmul` ignores `restrict_vocab`; see the README).", "",
               "| pairs | gensim spearman | simdex spearman | gensim pearson | simdex pearson | pairs | OOV |",
               "|---|---|---|---|---|---|---|"]
     for name, g_sp, g_pe, _, ours in pairs:

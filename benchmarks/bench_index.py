@@ -43,11 +43,17 @@ def curve_points(searcher, family):
     return [{}]
 
 
+def shown(params: dict) -> dict:
+    """The tuned parameters without the per-restriction ones (listed in their own table)."""
+    return {name: value for name, value in params.items() if name != "restricted"}
+
+
 def main():
     import faiss
 
     from engine import Store
     from engine.evaluate import evaluate_analogies
+    from engine.records import to_json
     from engine.ingest import ingest
     from indexes.build import build_index, measure_recall
     from engine.query import search as exact_search
@@ -87,14 +93,15 @@ def main():
             points = []
             for params in curve_points(searcher, kind):
                 searcher.params = params
-                recall = measure_recall(searcher, matrix[curve_ids], curve_ids, truth, 10)
+                recall = measure_recall(lambda xq, k: searcher.search(xq, k)[1], matrix[curve_ids], curve_ids,
+                                        truth, 10)
                 started = time.perf_counter()
                 searcher.search(matrix[batch_ids], 10)
                 points.append((params, recall, len(batch_ids) / (time.perf_counter() - started)))
             searcher.params = tuned
             builds[kind] = (result, qps, kind_store)
             curves[kind] = points
-            print(kind, result.as_json(), qps, file=sys.stderr)
+            print(kind, to_json(result), qps, file=sys.stderr)
 
         hnsw_store = builds["hnsw"][2]
         words = [hnsw_store.keys()[i] for i in rng.choice(100_000, size=2000, replace=False)]
@@ -110,6 +117,16 @@ def main():
         search_time = per_query(lambda r: searcher.search(matrix[r:r + 1], 11), rows, repeat=3)
         mapping_time = per_query(lambda w: hnsw_store.keys_of([hnsw_store.id_of(w)] * 10), words, repeat=3)
         exact_time = per_query(lambda w: hnsw_store.neighbors(w, k=10, exact=True), words[:300])
+        restricted = []
+        for restrict in (300_000, 150_000, 50_000):
+            through = [hnsw_store.neighbors(w, k=10, restrict=restrict) for w in words[:300]]
+            exact_answers = [hnsw_store.neighbors(w, k=10, restrict=restrict, exact=True) for w in words[:300]]
+            recall = np.mean([len({a for a, _ in x} & {b for b, _ in y}) / 10 for x, y in zip(through, exact_answers)])
+            params = hnsw_store.searcher().params_for(restrict)
+            restricted.append((restrict, recall, params,
+                               per_query(lambda w: hnsw_store.neighbors(w, k=10, restrict=restrict), words[:300]),
+                               per_query(lambda w: hnsw_store.neighbors(w, k=10, restrict=restrict, exact=True),
+                                         words[:300])))
 
         analogy_rows = []
         for method in ("add", "mul"):
@@ -141,6 +158,13 @@ def main():
         f"Inside simdex's time: the FAISS search {search_time * 1e3:.3f} ms, the word -> id -> word mapping "
         f"{mapping_time * 1e3:.4f} ms. Target: at most 1/20 of gensim's time at recall@10 >= 0.95.",
         "",
+        "### `neighbors --restrict N` through HNSW (tuned per restriction at build time)",
+        "",
+        "| restrict | searched with | recall@10 vs exact restricted (300 words) | per query (ms) | exact (ms) |",
+        "|---|---|---|---|---|",
+        *[f"| {r:,} | {'exact' if p is None else 'HNSW `' + str({k: v for k, v in p.items() if k != 'restricted'}) + '`'} | "
+          f"{recall:.4f} | {t * 1e3:.3f} | {e * 1e3:.3f} |" for r, recall, p, t, e in restricted],
+        "",
         "### Builds (`simdex index build --kind K --target-recall 0.95`, 2 threads)",
         "",
         "| kind | factory | build + tune (s) | recall@10 | tuned params | MiB | vs flat bytes | batch q/s (10,000 queries) |",
@@ -148,7 +172,7 @@ def main():
     ]
     for kind, (result, qps, _) in builds.items():
         lines.append(f"| {kind} | `{result.factory}` | {result.seconds:.1f} | {result.recall_at_10:.4f} | "
-                     f"`{result.params}` | {result.bytes / 2**20:.1f} | {result.bytes / flat_bytes:.3f} | {qps:,.0f} |")
+                     f"`{shown(result.params)}` | {result.bytes / 2**20:.1f} | {result.bytes / flat_bytes:.3f} | {qps:,.0f} |")
     lines += ["", f"Raw FAISS `IndexHNSWFlat(50, 32)`, efConstruction 80, add only: {raw_build:.1f} s "
               f"(simdex's HNSW build including tuning: {hnsw.seconds:.1f} s).", "",
               "### Recall@10 / queries per second (batch of 10,000, 2 threads)", "",
