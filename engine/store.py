@@ -120,6 +120,10 @@ class Store:
 
     # -- lookups shared by every kind of store ---------------------------------------------------
 
+    def vectors(self):
+        """The rows to search: `matrix()`, or a view of several segments that copies nothing."""
+        return self.matrix()
+
     def ids_of(self, words) -> np.ndarray:
         return np.array([self.id_of(word) for word in words], dtype=np.int64)
 
@@ -150,8 +154,7 @@ class Store:
     def neighbors_of_word(self, word: str, k: int = 10, restrict: int | None = None, exact: bool = False):
         """neighbors() of one stored key: its row's vector, its own row left out."""
         row = self.id_of(word)
-        D, I = self.search_vectors(self.matrix()[row:row + 1], k, restrict=restrict, exact=exact,
-                                   exclude=[[row]])
+        D, I = self.search_vectors(self.vectors()[[row]], k, restrict=restrict, exact=exact, exclude=[[row]])
         return self._pairs(D[0], I[0])
 
     def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None, exact: bool = False):
@@ -160,24 +163,29 @@ class Store:
             self.key_to_id()  # one read of the vocabulary beats many lookups
         vectors, exclude = [], []
         for text in query_texts:
-            positive, negative = self.parse_query(text)
-            pos_ids, neg_ids = self.ids_of(positive), self.ids_of(negative)
-            vectors.append(query.mean_of_unit_rows(self.matrix(), pos_ids, neg_ids))
+            pos_ids, neg_ids = self.query_rows(text)
+            vectors.append(query.mean_of_unit_rows(self.vectors(), pos_ids, neg_ids))
             exclude.append(np.concatenate([pos_ids, neg_ids]))
         if not vectors:
             return []
         D, I = self.search_vectors(np.stack(vectors), k, restrict=restrict, exact=exact, exclude=exclude)
         return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
 
-    def parse_query(self, text: str) -> tuple[list[str], list[str]]:
-        """(positive keys, negative keys) of a query: an expression over words, or one stored
-        sentence (its text, or its external id) in a sentence store."""
+    def query_rows(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(positive rows, negative rows) of a query: an expression over words, or one stored
+        text (the text itself, its external id, or its row number) in a sentence store."""
         if self.version.kind == "sentences":
-            return [self.key_of_sentence(text)], []
-        return query.parse_expression(text)
+            return np.array([self.sentence_row(text)], dtype=np.int64), np.zeros(0, dtype=np.int64)
+        positive, negative = query.parse_expression(text)
+        return self.ids_of(positive), self.ids_of(negative)
 
-    def key_of_sentence(self, text: str) -> str:
-        raise NotImplementedError
+    def sentence_row(self, text: str) -> int:
+        for row in (self.row_of_text(text.strip()), self.row_of_external_id(text.strip())):
+            if row is not None:
+                return row
+        if text.strip().isdigit() and int(text) < self.version.count:
+            return int(text)
+        raise UnknownWord(text, where="the stored texts (give a stored text, its id, or use `simdex search`)")
 
     def neighbors_of_vector(self, vector, k: int = 10, restrict: int | None = None, exact: bool = False):
         vector = query.as_query_matrix(vector, self.version.dim)
@@ -191,7 +199,7 @@ class Store:
         query.check_k(k)
         searcher = None if exact else self.searcher()
         if searcher is None:
-            return query.search(self.matrix(), xq, k, restrict=restrict, exclude=exclude)
+            return query.search(self.vectors(), xq, k, restrict=restrict, exclude=exclude)
         if exclude is None:
             return searcher.search(xq, k, restrict=restrict)
         extra = max((len(ids) for ids in exclude), default=0)
@@ -225,9 +233,12 @@ class Store:
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two keys; an argument with ` + ` between words (or a list of
         words) is a set of words, compared through their mean (gensim's n_similarity)."""
+        if self.version.kind == "sentences":
+            first, second = self.vectors_of_texts([a, b])
+            return float(np.dot(first, second))
         if isinstance(a, str) and " + " not in a and isinstance(b, str) and " + " not in b:
-            matrix = self.matrix()
-            return float(np.dot(matrix[self.id_of(a)], matrix[self.id_of(b)]))
+            rows = self.vectors()[[self.id_of(a), self.id_of(b)]]
+            return float(np.dot(rows[0], rows[1]))
         return self.n_similarity(_word_set(a), _word_set(b))
 
     def n_similarity(self, words1, words2) -> float:
@@ -264,6 +275,48 @@ class Store:
         closer[row_a] = False
         return int(closer.sum()) + 1
 
+    # -- sentence stores -------------------------------------------------------------------------------
+
+    def encoder(self):
+        """The encoder this sentence store's version was made with (loaded once; imports torch)."""
+        self.require_kind("sentences", "encoding a query")
+        if getattr(self, "_encoder", None) is None:
+            from .encoder import Encoder
+
+            self._encoder = Encoder.for_settings(self.version.config)
+        return self._encoder
+
+    def encode(self, texts) -> np.ndarray:
+        """Unit vectors (n, d) of `texts` with this store's model and settings; nothing stored."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts")
+        return self.encoder().encode(list(texts))[0]
+
+    def vectors_of_texts(self, texts) -> np.ndarray:
+        """The stored vector of each text that is stored, the encoded one of the others."""
+        rows = [self.row_of_text(text.strip()) for text in texts]
+        missing = [text for text, row in zip(texts, rows) if row is None]
+        encoded = iter(self.encode(missing)) if missing else iter(())
+        stored = self.vectors()
+        return np.stack([stored[[row]][0] if row is not None else next(encoded) for row in rows])
+
+    def search(self, text: str, k: int = 10, exact: bool = False) -> list[tuple[str, float]]:
+        """The k stored texts nearest to `text` (encoded with the store's own settings)."""
+        return [(found, score) for _, found, score in self.search_many([text], k=k, exact=exact)[0]]
+
+    def search_many(self, texts, k: int = 10, exact: bool = False) -> list[list[tuple]]:
+        """For each text, its k nearest stored texts as (id, text, score): the id is the
+        input's external id where it gave one, else the row number."""
+        self.require_kind("sentences", "search")
+        D, I = self.search_vectors(self.encode(texts), k, exact=exact)
+        answers = []
+        for scores, rows in zip(D, I):
+            keep = rows >= 0
+            rows, scores = rows[keep].tolist(), scores[keep].tolist()
+            ids = [row if given is None else given for row, given in zip(rows, self.external_ids(rows))]
+            answers.append(list(zip(ids, self.keys_of(rows), scores)))
+        return answers
+
     def _pairs(self, scores, ids) -> list[tuple[str, float]]:
         keep = ids >= 0
         return list(zip(self.keys_of(ids[keep].tolist()), scores[keep].tolist()))
@@ -277,7 +330,3 @@ def _word_set(words) -> list[str]:
             raise BadQuery(f"malformed set of words {words!r}: write them as 'a + b + c'")
         return parts
     return list(words)
-
-
-def unknown(word: str, store: Store) -> UnknownWord:
-    return UnknownWord(word, store.close_spellings(word))

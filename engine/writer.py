@@ -115,9 +115,11 @@ class VersionWriter:
                 raise fault from None
             raise
 
-    def commit(self, metrics: dict | None = None, make_current: bool = True):
+    def commit(self, metrics: dict | None = None, make_current: bool = True, unstage=()):
+        """Record the version (and make it current); `unstage` lists staged segments it takes in."""
         store = self.store
         try:
+            store.unstage(unstage)
             for segment in self._new:
                 self._guard(segment.matrix.close)
             for segment in self._new:
@@ -155,3 +157,28 @@ class VersionWriter:
         if exc_type is not None and self.version is None:
             self.abort()
         return False
+
+
+def stage_segment(store, job: str, *, kind: str, unit_rows: np.ndarray, keys, norms, ranks, hashes=None,
+                  external_ids=None):
+    """Commit rows as a segment of their own, not yet in any version, staged for `job`: a long
+    encode keeps what it has done, and a rerun after an interruption resumes from it."""
+    directory = store.vectors_directory()
+    segment = None
+    try:
+        with store.transaction():
+            number = store.next_number("segments")
+            segment = _NewSegment(store, directory, number, unit_rows.shape[1], number)
+            segment.matrix.append(unit_rows)
+            segment.matrix.close()
+            store.add_segment(number, segment.relative, segment.count, unit_rows.shape[1], number)
+            store.add_vocab(number, 0, keys, norms, ranks, hashes, external_ids)
+            store.index_vocab(number, kind)
+            store.stage(number, job)
+            os.replace(segment.tmp, segment.final)
+    except BaseException:
+        if segment is not None:
+            segment.tmp.unlink(missing_ok=True)
+            segment.final.unlink(missing_ok=True)
+        raise
+    return number

@@ -8,7 +8,7 @@ search exactly and say why (`store.notice`), so a stale index is never used sile
     build_index(store, kind="hnsw", target_recall=0.95)
 """
 
-from .build import KINDS, BuildResult, build_index
+from .build import KINDS, BuildResult, build_index, extend_index
 from .searcher import Family, IndexType, Searcher
 
-__all__ = ["KINDS", "BuildResult", "build_index", "Family", "IndexType", "Searcher"]
+__all__ = ["KINDS", "BuildResult", "build_index", "extend_index", "Family", "IndexType", "Searcher"]

@@ -16,9 +16,10 @@ and their top 10 compared with exact search. The smallest parameter meeting the 
 when none does, the best one is kept and the shortfall reported.
 
 A restriction (`--restrict N`: the first N rows) filters the index, which loses recall as the
-filter gets more selective, so it is measured too: for N = n/2, n/4, ... while an exact search
-over N rows would cost more than about 2 ms, the cheapest parameters meeting the target with
-that filter are kept in `params["restricted"]`. Smaller restrictions search exactly.
+filter gets more selective, so it is measured too: for N = 3n/4, n/2, n/4, ... the cheapest
+parameters meeting the target with that filter are kept in `params["restricted"]`, as long as
+they answer a query faster than an exact search over the N rows; below that, restrictions
+search exactly (which always meets the target, and is then the faster).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ EF_SEARCH = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 
 NPROBE = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4096)
 RERANK = (4, 8, 16, 32)
 SAMPLE_QUERIES = 1000
-EXACT_FLOATS = 1 << 22  # rows x dim an exact search reads in about 2 ms: below it, no filter
+MIN_FILTER_FLOATS = 1 << 20  # rows x dim an exact search reads in well under a millisecond
+LATENCY_QUERIES = 50
 
 
 @dataclass
@@ -67,7 +69,7 @@ def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress
         raise BadIndex(f"--target-recall must be in (0, 1], got {target_recall}")
     started = time.perf_counter()
     version = store.version
-    matrix = store.matrix()
+    matrix = store.vectors()
     n, d = matrix.shape
     directory = store.index_directory()  # before the work: a read-only store says so now
     index, factory = make_index(kind, n, d)
@@ -75,7 +77,48 @@ def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress
     add_rows(index, matrix, progress)
     searcher = Searcher(index, kind, {}, matrix)
     params, recall, met, notes = tune(searcher, matrix, target_recall)
+    params["target_recall"] = target_recall
     seconds = time.perf_counter() - started
+    tmp = _write(store, directory, index)
+    size = tmp.stat().st_size
+    store.save_index(tmp, version=version.version, kind=kind, factory=factory, params=params,
+                     recall_at_10=recall, seconds=seconds)
+    return BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
+
+
+def extend_index(store, progress=None) -> BuildResult:
+    """The store's index, extended to the rows its current version added after the indexed
+    version's (new texts), re-tuned to the same target, and saved for the current version.
+    When the current version does not begin with the indexed one's rows, it is rebuilt."""
+    record = store.index_record()
+    if record is None:
+        raise BadIndex(f"{store.location}: no index to extend (build one with `simdex index build`)")
+    version = store.version
+    indexed = [segment.id for segment in store.segments(record["version"])]
+    current = [segment.id for segment in store.segments()]
+    target = float(record["params"].get("target_recall", 0.95))
+    if current[:len(indexed)] != indexed:
+        return build_index(store, kind=record["kind"], target_recall=target, progress=progress)
+    started = time.perf_counter()
+    directory = store.index_directory()
+    index = faiss.read_index(str(store.path / record["path"]))
+    matrix = store.vectors()
+    start = index.ntotal
+    for first in range(start, matrix.shape[0], 50_000):
+        index.add(np.ascontiguousarray(matrix[np.arange(first, min(matrix.shape[0], first + 50_000))], dtype=np.float32))
+    searcher = Searcher(index, record["kind"], {}, matrix)
+    params, recall, met, notes = tune(searcher, matrix, target)
+    params["target_recall"] = target
+    seconds = time.perf_counter() - started
+    tmp = _write(store, directory, index)
+    size = tmp.stat().st_size
+    store.save_index(tmp, version=version.version, kind=record["kind"], factory=record["factory"], params=params,
+                     recall_at_10=recall, seconds=seconds)
+    return BuildResult(record["kind"], record["factory"], version.version, recall, params, seconds, size, target,
+                       met, notes)
+
+
+def _write(store, directory, index):
     tmp = store.temporary_file(directory, ".faiss")
     try:
         faiss.write_index(index, str(tmp))
@@ -84,10 +127,7 @@ def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    size = tmp.stat().st_size
-    store.save_index(tmp, version=version.version, kind=kind, factory=factory, params=params,
-                     recall_at_10=recall, seconds=seconds)
-    return BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
+    return tmp
 
 
 def add_rows(index, matrix: np.ndarray, progress=None) -> None:
@@ -100,7 +140,7 @@ def add_rows(index, matrix: np.ndarray, progress=None) -> None:
         index.train(sample)
     step = 50_000
     for start in range(0, n, step):
-        index.add(np.ascontiguousarray(matrix[start:start + step], dtype=np.float32))
+        index.add(np.ascontiguousarray(matrix[np.arange(start, min(n, start + step))], dtype=np.float32))
         if progress:
             progress(min(n, start + step), n)
 
@@ -173,17 +213,55 @@ def tune(searcher: Searcher, matrix: np.ndarray, target: float):
     params, recall, met = _cheapest(searcher, grid, xq, ids, k, None, target, matrix)
     notes = [] if met else [f"target recall@10 {target} not met: the best was {recall:.4f} with {params} "
                             f"({target - recall:.4f} short)"]
-    restricted = []
-    rows = n // 2
-    while rows * d > EXACT_FLOATS and rows > k:
-        start = grid.index(params) if params in grid else 0
-        found, level_recall, level_met = _cheapest(searcher, grid[start:], xq, ids, k, rows, target, matrix)
-        # where no setting meets the target with this filter, restrictions this small search exactly
-        restricted.append([rows, found if level_met else None])
-        rows //= 2
-    params = dict(params, restricted=restricted)
+    searcher.params = dict(params)
+    params = dict(params, restricted=tune_restrictions(searcher, grid, params, matrix, xq, ids, k, target))
     searcher.params = params
     return params, recall, met, notes
+
+
+def tune_restrictions(searcher, grid, params, matrix, xq, ids, k, target) -> list:
+    """[[N, params or None]] for restrictions to the first N = 3/4, 1/2, 1/4, ... of the rows:
+    the cheapest parameters meeting `target` with that filter, or None where an exact search
+    over the N rows answers as fast (then every smaller restriction searches exactly too)."""
+    n, d = matrix.shape
+    if searcher.type.family is Family.FLAT and not searcher.type.rerank:
+        return []  # a flat index is an exact search already
+    levels, rows = [], (3 * n) // 4
+    while rows > k and rows * d >= MIN_FILTER_FLOATS:
+        levels.append(rows)
+        rows = rows // 2 if rows != (3 * n) // 4 else n // 2
+    restricted, start = [], grid.index(params) if params in grid else 0
+    probe = xq[:LATENCY_QUERIES]
+    for rows in levels:
+        exact_seconds = _latency(lambda x: exact_search(matrix, x, k + 1, restrict=rows), probe)
+        _, truth = exact_search(matrix, xq, k, restrict=rows, exclude=[[i] for i in ids])
+        found = None
+        for position in range(start, len(grid)):
+            candidate = grid[position]
+            search = lambda x, kk: searcher.search_with(x, kk, rows, candidate)  # noqa: E731
+            if _latency(lambda x: search(x, k + 1), probe) > exact_seconds:
+                break  # from here on the index is slower than an exact search
+            if measure_recall(lambda x, kk: search(x, kk)[1], xq, ids, truth, k) >= target:
+                found, start = candidate, position
+                break
+        restricted.append([rows, found])
+        if found is None:
+            break  # smaller restrictions: exact is cheaper still, the index's filter harder
+    return restricted
+
+
+def _latency(search, probe) -> float:
+    """Seconds per query, one query at a time on one thread (as a single CLI query runs)."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        search(probe[:1])  # warm up
+        started = time.perf_counter()
+        for i in range(len(probe)):
+            search(probe[i:i + 1])
+        return (time.perf_counter() - started) / len(probe)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _cheapest(searcher, grid, xq, ids, k, restrict, target, matrix):

@@ -5,9 +5,9 @@ is cosine. Indexes whose scores are approximate (PQ or SQ codes, transforms) fet
 of `k * rerank` and re-rank it exactly from the store's memory-mapped matrix.
 
 A restriction to the first N rows is a filter (IDSelectorRange) on the index, whose recall was
-measured at build time for a few N (`params["restricted"]`); below the smallest N measured,
-an exact search over the N rows is cheap and answers instead. A query left with fewer than k
-answers by the filter is answered exactly.
+measured at build time for a few N (`params["restricted"]`); below the smallest N where the
+index met the target faster than an exact search, an exact search over the N rows answers. A
+query left with fewer than k answers by the filter is answered exactly.
 
 One query runs on one thread: an OpenMP team's start-up costs more than an HNSW search.
 Batches use every core.
@@ -101,7 +101,7 @@ class Searcher:
         self._restricted = sorted(((int(n), p) for n, p in self._params.get("restricted", [])), reverse=True)
 
     def describe(self) -> str:
-        shown = {name: value for name, value in self.params.items() if name != "restricted"}
+        shown = {name: value for name, value in self.params.items() if name not in ("restricted", "target_recall")}
         return f"{self.kind} {shown}"
 
     def params_for(self, restrict: int | None) -> dict | None:

@@ -1,0 +1,191 @@
+"""`simdex encode`: texts into a sentence store, streamed, deduplicated, resumable.
+
+The input is read a window of texts at a time. Each text is identified by its content hash:
+one already in the store (or staged by an interrupted run) is not encoded again, one repeated
+inside the input is stored once, and both are counted. New texts are tokenized once per window,
+encoded in batches sorted by token count (engine/encoder.py) and written as they are made.
+Memory holds one window, never the corpus.
+
+Every `stage_rows` new rows are committed as a staged segment (engine/writer.stage_segment),
+so an interrupted encode (Ctrl-C, a kill) loses at most that much work; the current version
+is untouched and answering meanwhile. The next run with the same settings on the same version
+resumes: the staged rows count as done. At the end one short transaction makes the new
+version: the parent's segments (reused, not copied) plus the staged ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadOption, WrongKind, check_positive
+from .local import text_hash
+from .texts import TextReport, read_texts
+from .writer import stage_segment
+
+WINDOW = 4096  # texts read, deduplicated and tokenized together
+STAGE_ROWS = 20_000  # new rows committed together
+
+
+@dataclass
+class EncodeResult:
+    version: int | None  # the version made, or the current one when nothing was new
+    added: int  # texts encoded and stored by this run
+    duplicates: int  # texts already stored, or repeated in the input
+    skipped: int  # empty texts
+    truncated: int  # texts cut to the maximum length
+    count: int  # texts in the version
+    dim: int
+    seconds: float  # first text read to last row committed (model loading excluded)
+    load_seconds: float
+    resumed: int = 0  # rows an interrupted run had committed, taken in by this one
+    parent: int | None = None
+
+    JSON_FIELDS = ("version", "added", "duplicates", "skipped", "truncated", "count", "dim", "seconds",
+                   "load_seconds", "resumed", "parent")
+
+
+def encode_input(store, path: str, *, model: str | None = None, pooling: str | None = None,
+                 max_length: int | None = None, quantize: str | None = None, device: str | None = None,
+                 column: str | None = None, id_column: str | None = None, batch_size: int | None = None,
+                 progress=None, stdin=None, stage_rows: int = STAGE_ROWS) -> EncodeResult:
+    """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
+    check_positive("--max-length", max_length)
+    check_positive("--batch-size", batch_size)
+    parent = store.version if store.versions() else None
+    if parent is not None and parent.kind != "sentences":
+        raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "
+                        f"(for example `--store sentences`)")
+    loaded = time.perf_counter()
+    encoder = _encoder_for(parent, model, pooling, max_length, quantize, device)
+    encoder.batch_size = batch_size
+    settings = encoder.settings()  # hashes the weights: part of loading
+    load_seconds = time.perf_counter() - loaded
+    started = time.perf_counter()
+    job = hashlib.sha256(json.dumps([settings, parent and parent.version], sort_keys=True).encode()).hexdigest()[:16]
+    store.drop_staged(keep_job=job)
+    staged = [segment.id for segment in store.staged_segments(job)]
+    resumed = sum(segment.count for segment in store.staged_segments(job))
+    parent_segments = store.segments() if parent is not None else []
+    report = TextReport()
+    counts = {"added": 0, "duplicates": 0, "truncated": 0}
+    pending = _Pending()
+    store.forget_seen()
+    total_lines = _count_lines(path) if path != "-" else None
+    records = read_texts(path, column=column, id_column=id_column, report=report, stdin=stdin)
+    done_lines = 0
+    for window in _windows(records, min(WINDOW, stage_rows)):
+        done_lines = window[-1][0]
+        fresh = _new_texts(store, window, parent_segments, store.staged_segments(job), counts)
+        if fresh:
+            texts = [record[1] for record in fresh]
+            ids, truncated = encoder.tokenize(texts)
+            unit, norms = encoder.encode_ids(ids, with_norms=True)
+            counts["truncated"] += truncated
+            counts["added"] += len(fresh)
+            pending.add(unit, norms, fresh)
+            if len(pending) >= stage_rows:
+                staged.append(pending.stage(store, job))
+        if progress:
+            progress(done_lines, total_lines, counts["added"])
+    if len(pending):
+        staged.append(pending.stage(store, job))
+    version = parent.version if parent else None
+    count = parent.count if parent else 0
+    if staged:
+        source = "stdin" if path == "-" else str(Path(path).resolve())
+        with store.new_version(kind="sentences", dim=encoder.dim, source=source, format="sentences",
+                               parent=parent and parent.version, config=settings) as writer:
+            writer.reuse(parent_segments + store.staged_segments(job))
+            made = writer.commit(metrics={"added": counts["added"] + resumed, "resumed": resumed,
+                                          "duplicates": counts["duplicates"], "skipped": report.skipped_empty,
+                                          "truncated": counts["truncated"]}, unstage=staged)
+        version, count = made.version, made.count
+    return EncodeResult(version, counts["added"], counts["duplicates"], report.skipped_empty, counts["truncated"],
+                        count, encoder.dim, time.perf_counter() - started, load_seconds, resumed,
+                        parent and parent.version)
+
+
+def _encoder_for(parent, model, pooling, max_length, quantize, device):
+    """A new store's encoder as asked; an existing store's as it recorded (a different model
+    or setting would put new rows in another vector space, so it is refused)."""
+    from .encoder import Encoder, resolve_model
+
+    if parent is None:
+        return Encoder.load(model, pooling=pooling, max_length=max_length, quantize=quantize or "none",
+                            device=device)
+    recorded = parent.config
+    asked = {"model": resolve_model(model).label if model else None, "pooling": pooling,
+             "max_length": max_length, "quantize": quantize}
+    for name, value in asked.items():
+        if value is not None and value != recorded.get(name):
+            raise BadOption(f"this store holds texts encoded with {name} {recorded.get(name)!r}, not {value!r}; "
+                            f"encode into another store (--store NAME), or leave the option out")
+    return Encoder.for_settings(recorded, device=device)
+
+
+def _windows(records, size):
+    window = []
+    for record in records:
+        window.append(record)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _new_texts(store, window, stored_segments, staged_segments, counts) -> list[tuple]:
+    """The records of `window` whose text is neither stored, nor staged by an interrupted run
+    (done already), nor seen before in this input."""
+    hashes = [text_hash(text) for _, text, _ in window]
+    stored = store.rows_with_hashes(hashes, stored_segments) if stored_segments else {}
+    staged = store.rows_with_hashes(hashes, staged_segments) if staged_segments else {}
+    first = store.first_sightings(hashes)
+    fresh = []
+    for record, digest, is_first in zip(window, hashes, first):
+        if digest in stored or (not is_first and digest not in staged):
+            counts["duplicates"] += 1
+        elif digest not in staged:
+            fresh.append((*record, digest))
+    return fresh
+
+
+class _Pending:
+    """New rows waiting to be staged: vectors, norms, texts, line numbers, hashes, ids."""
+
+    def __init__(self):
+        self.unit, self.norms, self.records = [], [], []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, unit, norms, records) -> None:
+        self.unit.append(unit)
+        self.norms.append(norms)
+        self.records += records
+
+    def stage(self, store, job) -> int:
+        number = stage_segment(store, job, kind="sentences", unit_rows=np.concatenate(self.unit),
+                               norms=np.concatenate(self.norms), keys=[r[1] for r in self.records],
+                               ranks=[r[0] for r in self.records], hashes=[r[3] for r in self.records],
+                               external_ids=[r[2] for r in self.records])
+        self.unit, self.norms, self.records = [], [], []
+        return number
+
+
+def _count_lines(path) -> int | None:
+    """Lines in the file (for the ETA): a quick pass over its bytes."""
+    import gzip
+
+    try:
+        with open(path, "rb") as f:
+            stream = gzip.GzipFile(fileobj=f) if f.peek(2)[:2] == b"\x1f\x8b" else f
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 22), b""))
+    except (OSError, EOFError):
+        return None
