@@ -16,6 +16,7 @@ version: the parent's segments (reused, not copied) plus the staged ones.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -62,24 +63,34 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
         raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "
                         f"(for example `--store sentences`)")
     loaded = time.perf_counter()
-    encoder = _encoder_for(parent, model, pooling, max_length, quantize, device)
+    encoder = _encoder_for(parent, model, pooling, max_length, quantize, device, store.path)
     encoder.batch_size = batch_size
     settings = encoder.settings()  # hashes the weights: part of loading
     load_seconds = time.perf_counter() - loaded
     started = time.perf_counter()
+    report = TextReport()
+    records = read_texts(path, column=column, id_column=id_column, report=report, stdin=stdin)
+    windows = _windows(records, min(WINDOW, stage_rows))
+    first_window = next(windows, [])
+    if encoder.quantize == "int8" and encoder.runtime is None:
+        # a new int8 store: its model is quantised for its first texts (model preparation, so
+        # timed as loading)
+        calibrating = time.perf_counter()
+        encoder.calibrate([text for _, text, _ in first_window], store.path / "models")
+        settings = encoder.settings()
+        load_seconds += time.perf_counter() - calibrating
+        started += time.perf_counter() - calibrating
     job = hashlib.sha256(json.dumps([settings, parent and parent.version], sort_keys=True).encode()).hexdigest()[:16]
     store.drop_staged(keep_job=job)
     staged = [segment.id for segment in store.staged_segments(job)]
     resumed = sum(segment.count for segment in store.staged_segments(job))
     parent_segments = store.segments() if parent is not None else []
-    report = TextReport()
     counts = {"added": 0, "duplicates": 0, "truncated": 0}
     pending = _Pending()
     store.forget_seen()
     total_lines = _count_lines(path) if path != "-" else None
-    records = read_texts(path, column=column, id_column=id_column, report=report, stdin=stdin)
     done_lines = 0
-    for window in _windows(records, min(WINDOW, stage_rows)):
+    for window in itertools.chain([first_window] if first_window else [], windows):
         done_lines = window[-1][0]
         fresh = _new_texts(store, window, parent_segments, store.staged_segments(job), counts)
         if fresh:
@@ -111,7 +122,7 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
                         parent and parent.version)
 
 
-def _encoder_for(parent, model, pooling, max_length, quantize, device):
+def _encoder_for(parent, model, pooling, max_length, quantize, device, store_path):
     """A new store's encoder as asked; an existing store's as it recorded (a different model
     or setting would put new rows in another vector space, so it is refused)."""
     from .encoder import Encoder, resolve_model
@@ -126,7 +137,7 @@ def _encoder_for(parent, model, pooling, max_length, quantize, device):
         if value is not None and value != recorded.get(name):
             raise BadOption(f"this store holds texts encoded with {name} {recorded.get(name)!r}, not {value!r}; "
                             f"encode into another store (--store NAME), or leave the option out")
-    return Encoder.for_settings(recorded, device=device)
+    return Encoder.for_settings(recorded, device=device, root=store_path)
 
 
 def _windows(records, size):

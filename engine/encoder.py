@@ -40,6 +40,7 @@ PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 # encoder-only architectures whose last_hidden_state is a sentence's token vectors
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "albert", "camembert",
                  "deberta", "deberta-v2", "ernie", "modernbert", "nomic_bert", "xlm", "megatron-bert", "luke"}
+SHORT_IN_FLOAT32 = 8  # with int8, batches of texts of at most this many tokens run in float32
 BATCH_TEXTS = 64  # texts per batch, at most...
 BATCH_TOKENS = 2048  # ...and about this many tokens (padding included): bigger batches leave the cache
 
@@ -117,7 +118,8 @@ def weights_sha256(path: Path) -> str:
 class Encoder:
     """A loaded model with its pooling, maximum length and quantisation."""
 
-    def __init__(self, folder: ModelFolder, pooling: str, max_length: int, quantize: str, device: str):
+    def __init__(self, folder: ModelFolder, pooling: str, max_length: int, quantize: str, device: str,
+                 int8_model: Path | None = None):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -141,12 +143,15 @@ class Encoder:
                            f"would be random; use --pooling mean or cls")
         model.eval()
         self.dim = int(model.config.hidden_size)
+        self.int8_model = None
+        self.float_runtime = TorchRuntime(model.to(device), device)
         if quantize == "int8":
-            from .int8 import Int8Runtime
-
-            self.runtime = Int8Runtime.for_model(model, self.sha256, pooling == "pooler")
+            self.model = model  # calibrated and quantised by calibrate(), or read from int8_model
+            self.runtime = None
+            if int8_model is not None:
+                self.use_int8(Path(int8_model))
         else:
-            self.runtime = TorchRuntime(model.to(device), device)
+            self.runtime = self.float_runtime
         # one worker per core, each on one thread: small GEMMs scale better that way than one
         # forward pass on every core (OpenMP's start-up per operator)
         self.workers = 1 if device != "cpu" else max(1, min(os.cpu_count() or 1, 4))
@@ -161,10 +166,31 @@ class Encoder:
             raise BadOption(f"--max-length must be between 1 and 512, got {max_length}")
         return cls(folder, pooling, max_length or folder.max_length, quantize, pick_device(device))
 
+    def use_int8(self, path: Path) -> None:
+        from .int8 import Int8Runtime
+
+        if not path.is_file():
+            raise BadModel(f"{path}: the int8 model of this store is missing")
+        self.int8_model = path
+        self.runtime = Int8Runtime(path, self.pooling == "pooler")
+
+    def calibrate(self, texts: list[str], directory: Path) -> None:
+        """For int8: quantise the model with input maxima measured on `texts` (the first texts
+        of a store), into `directory` (the store's models/); a file already there is reused."""
+        from .int8 import CALIBRATION_TEXTS, RECIPE, build
+
+        texts = list(texts[:CALIBRATION_TEXTS])
+        digest = hashlib.sha256(json.dumps([self.sha256, RECIPE, self.max_length, texts]).encode()).hexdigest()
+        path = Path(directory) / f"int8-{digest[:20]}.onnx"
+        if not path.exists():
+            build(self.model, self.tokenizer, texts, path, self.max_length)
+        self.use_int8(path)
+
     @classmethod
-    def for_settings(cls, settings: dict, device: str | None = None) -> "Encoder":
-        """The encoder a version recorded (model, weights hash, pooling, length, quantisation);
-        a BadModel when that model cannot be found any more, or is no longer the same."""
+    def for_settings(cls, settings: dict, device: str | None = None, root: Path | None = None) -> "Encoder":
+        """The encoder a version recorded (model, weights hash, pooling, length, quantisation;
+        `root`: the store, which holds an int8 model); a BadModel when that model cannot be
+        found any more, or is no longer the same."""
         label = settings.get("model")
         if not label:
             raise BadModel("this version records no encoder model")
@@ -176,8 +202,9 @@ class Encoder:
         if recorded and weights_sha256(folder.weights) != recorded:
             raise BadModel(f"{folder.weights}: not the weights this store was encoded with (their sha256 "
                            f"differs); queries would land in another vector space")
+        int8_model = settings.get("int8_model")
         return cls(folder, settings["pooling"], int(settings["max_length"]), settings.get("quantize", "none"),
-                   pick_device(device))
+                   pick_device(device), None if int8_model is None or root is None else Path(root) / int8_model)
 
     @property
     def sha256(self) -> str:
@@ -187,8 +214,11 @@ class Encoder:
 
     def settings(self) -> dict:
         """What a version records, and what a query must be encoded with."""
-        return {"model": self.folder.label, "model_sha256": self.sha256, "pooling": self.pooling,
-                "max_length": self.max_length, "quantize": self.quantize}
+        settings = {"model": self.folder.label, "model_sha256": self.sha256, "pooling": self.pooling,
+                    "max_length": self.max_length, "quantize": self.quantize}
+        if self.int8_model is not None:
+            settings["int8_model"] = f"models/{self.int8_model.name}"
+        return settings
 
     def tokenize(self, texts: list[str]) -> tuple[list[list[int]], int]:
         """(token ids of each text, cut to max_length, how many were cut)."""
@@ -233,17 +263,25 @@ class Encoder:
             for row, i in enumerate(batch):
                 input_ids[row, :len(ids[i])] = ids[i]
                 mask[row, :len(ids[i])] = 1
-            hidden, pooler = self.runtime.forward(input_ids, mask)
+            # int8: texts of a few tokens (whose mean has nothing to average the error out) run
+            # in float32; they cost next to nothing
+            runtime = self.float_runtime if longest <= SHORT_IN_FLOAT32 else self.runtime
+            hidden, pooler = runtime.forward(input_ids, mask)
             out[batch], norms[batch] = pool(hidden, pooler, mask, self.pooling)
 
         batches = self.batches(ids)
         if self.workers > 1 and len(batches) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(self.workers, initializer=self.runtime.one_thread) as pool_:
+            def one_thread():
+                self.runtime.one_thread()
+                self.float_runtime.one_thread()
+
+            with ThreadPoolExecutor(self.workers, initializer=one_thread) as pool_:
                 list(pool_.map(run, batches))
         else:
             self.runtime.all_threads()
+            self.float_runtime.all_threads()
             for batch in batches:
                 run(batch)
         return (out, norms) if with_norms else out

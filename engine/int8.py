@@ -1,60 +1,57 @@
 """`--quantize int8`: the encoder's matrix products in int8, through ONNX Runtime.
 
-The model is exported once with torch.onnx.export, then its weight matrices are quantised
-per output channel to int8 (onnxruntime.quantization.quantize_dynamic: activations are
-quantised on the fly, per batch). The first layer's feed-forward output stays in float32: on
-all-MiniLM-L6-v2 it alone takes the worst sentence's cosine to full precision from 0.977 to 0.981
-(the rest of the network quantises well). About 2.3x the float32 encoder's speed here; the
-cosine to full precision and the search overlap are measured in benchmarks/bench_encode.py.
+Dynamic int8 quantisation (activations quantised per batch, weights per output channel) loses
+too much on BERT as it comes: a few hidden channels carry activations a hundred times larger
+than the rest, so one scale per activation matrix leaves the others a handful of levels
+(all-MiniLM-L6-v2: worst cosine to full precision 0.977, mean 0.992). So, as SmoothQuant
+(Xiao et al. 2023) does, each Linear's input channels are first divided by
+s_j = max|x_j|^0.75 / max|w_j|^0.25 and its weight rows multiplied by s_j: exactly the same
+function in float32, with the outliers moved into the weights, which quantise per channel.
+The first layer's feed-forward output stays in float32 (the one product still sensitive), and
+texts of at most 8 tokens ("fantastic !") run wholly in float32 (engine/encoder.py): a mean over
+so few tokens averages no error out, and they cost next to nothing.
 
-The quantised model is cached under $XDG_CACHE_HOME/simdex/onnx, named by the weights' sha256,
-so only the first int8 encode of a model pays for the export (a few seconds).
+The maxima come from calibration texts: the first texts of the store's first int8 encode. The
+quantised model is saved in the store (STORE/models/), so that every later encode and every
+query of that store runs the very same model.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-RECIPE = "q1"  # bump when the quantisation recipe changes: the cached files are then rebuilt
-KEEP_FLOAT = ("layer.0/output/dense",)  # MatMuls left in float32 (see above)
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "simdex" / "onnx"
+RECIPE = "smoothquant-0.75"
+ALPHA = 0.75
+KEEP_FLOAT = ("layer.0/output/dense",)  # MatMuls left in float32
+CALIBRATION_TEXTS = 64
 
 
 class Int8Runtime:
-    """An ONNX Runtime session over the quantised model, one per thread count."""
+    """An ONNX Runtime session over the quantised model; a session per thread count."""
 
     def __init__(self, path: Path, with_pooler: bool):
-        import threading
-
-        self.path, self.with_pooler = path, with_pooler
+        self.path, self.with_pooler = Path(path), with_pooler
         self._sessions = {}
-        self._local = threading.local()  # which session this thread runs
-
-    @classmethod
-    def for_model(cls, model, sha256: str, with_pooler: bool) -> "Int8Runtime":
-        path = cache_dir() / f"{sha256[:24]}-{RECIPE}-int8.onnx"
-        if not path.exists():
-            build(model, path)
-        return cls(path, with_pooler)
+        self._lock = threading.Lock()
+        self._local = threading.local()  # the thread count this thread runs with
 
     def _session(self, threads: int):
         import onnxruntime as ort
 
-        if threads not in self._sessions:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            self._sessions[threads] = ort.InferenceSession(str(self.path), options,
-                                                           providers=["CPUExecutionProvider"])
-        return self._sessions[threads]
+        with self._lock:
+            if threads not in self._sessions:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                self._sessions[threads] = ort.InferenceSession(str(self.path), options,
+                                                               providers=["CPUExecutionProvider"])
+            return self._sessions[threads]
 
     def one_thread(self) -> None:
         self._local.threads = 1
@@ -68,11 +65,13 @@ class Int8Runtime:
         return hidden, pooler if self.with_pooler else None
 
 
-def build(model, path: Path) -> None:
-    """Export `model` to ONNX and write its int8 quantisation to `path` (atomically)."""
+def build(model, tokenizer, texts: list[str], path: Path, max_length: int) -> None:
+    """Smooth `model` on `texts`, export it and quantise it; write the result to `path`."""
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    smoothed = smooth(copy.deepcopy(model).float().cpu().eval(), tokenizer, texts, max_length)
 
     class Outputs(torch.nn.Module):
         def __init__(self, inner):
@@ -81,27 +80,84 @@ def build(model, path: Path) -> None:
 
         def forward(self, input_ids, attention_mask):
             output = self.inner(input_ids=input_ids, attention_mask=attention_mask)
-            pooler = output.pooler_output if getattr(output, "pooler_output", None) is not None \
-                else output.last_hidden_state[:, 0]
-            return output.last_hidden_state, pooler
+            pooler = getattr(output, "pooler_output", None)
+            return output.last_hidden_state, output.last_hidden_state[:, 0] if pooler is None else pooler
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    exported = path.with_name(f".{path.name}.{os.getpid()}.float.onnx")
-    quantised = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    exported = path.with_name(f".tmp-{os.getpid()}-{path.name}.float.onnx")
+    quantised = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "hidden": {0: "batch", 1: "tokens"}, "pooler": {0: "batch"}}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Outputs(model).eval(), example, str(exported), input_names=["input_ids", "attention_mask"],
-                              output_names=["hidden", "pooler"], dynamic_axes=axes, opset_version=17, dynamo=False)
+            torch.onnx.export(Outputs(smoothed).eval(), example, str(exported),
+                              input_names=["input_ids", "attention_mask"], output_names=["hidden", "pooler"],
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
         graph = onnx.load(str(exported), load_external_data=False).graph
-        keep = [node.name for node in graph.node if node.op_type == "MatMul"
-                and any(name in node.name for name in KEEP_FLOAT)]
+        keep = [node.name for node in graph.node
+                if node.op_type == "MatMul" and any(name in node.name for name in KEEP_FLOAT)]
         quantize_dynamic(str(exported), str(quantised), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=keep)
         os.replace(quantised, path)
     finally:
         exported.unlink(missing_ok=True)
         quantised.unlink(missing_ok=True)
+
+
+def smooth(model, tokenizer, texts, max_length):
+    """`model` with each Linear of its encoder layers taking inputs divided by per-channel
+    factors (and weights multiplied by them): the same function, easier to quantise."""
+    import torch
+
+    maxima = input_maxima(model, tokenizer, texts, max_length)
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, torch.nn.Linear) and full in maxima and ".layer." in f".{full}":
+                weight_max = child.weight.detach().abs().amax(dim=0).clamp(min=1e-5)
+                factors = maxima[full].clamp(min=1e-5) ** ALPHA / weight_max ** (1 - ALPHA)
+                setattr(module, child_name, scaled_input(child, factors))
+    return model
+
+
+def input_maxima(model, tokenizer, texts, max_length) -> dict:
+    """Each Linear's largest input magnitude per channel over `texts`."""
+    import torch
+
+    maxima, hooks = {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            def hook(_, inputs, __, name=name):
+                x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).abs().amax(dim=0)
+                maxima[name] = torch.maximum(maxima[name], x) if name in maxima else x
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), 8):
+                batch = tokenizer(texts[start:start + 8], padding=True, truncation=True, max_length=max_length,
+                                  return_tensors="pt")
+                model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maxima
+
+
+def scaled_input(linear, factors):
+    """A Linear taking its input divided by `factors`, its weight rows multiplied by them."""
+    import torch
+
+    class ScaledInput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = copy.deepcopy(linear)
+            self.register_buffer("inverse", 1.0 / factors)
+            with torch.no_grad():
+                self.linear.weight.mul_(factors)
+
+        def forward(self, x):
+            return self.linear(x * self.inverse)
+
+    return ScaledInput()

@@ -283,7 +283,7 @@ class Store:
         if getattr(self, "_encoder", None) is None:
             from .encoder import Encoder
 
-            self._encoder = Encoder.for_settings(self.version.config)
+            self._encoder = Encoder.for_settings(self.version.config, root=getattr(self, "path", None))
         return self._encoder
 
     def encode(self, texts) -> np.ndarray:

@@ -296,19 +296,22 @@ def test_named_stores_and_the_stores_listing(tmp_path, monkeypatch, tiny_glove):
     assert table.startswith("reviews ") and "sentences" in table
 
 
-def test_a_model_from_the_hugging_face_cache(tmp_path, monkeypatch):
+def test_a_model_from_the_hugging_face_cache(tmp_path):
     """A name already in the local Hugging Face cache loads offline, as a folder would."""
     snapshot = tmp_path / "hub" / "models--someone--minilm" / "snapshots" / "0123abc"
     shutil.copytree(MODEL, snapshot)
     (tmp_path / "hub" / "models--someone--minilm" / "refs").mkdir()
     (tmp_path / "hub" / "models--someone--minilm" / "refs" / "main").write_text("0123abc")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     store = tmp_path / "store"
-    result = encode_input(Store.create(store), str(write_lines(tmp_path / "a.txt", SENTENCES[:3])),
-                          model="someone/minilm")
-    assert result.added == 3 and Store.open(store).version.config["model"] == "someone/minilm"
-    assert Store.open(store).search(SENTENCES[1], k=1)[0][0] == SENTENCES[1]
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    simdex = str(Path(sys.executable).with_name("simdex"))
+    result = subprocess.run([simdex, "encode", str(write_lines(tmp_path / "a.txt", SENTENCES[:3])), "--model",
+                             "someone/minilm", "--store", str(store), "--json"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["added"] == 3 and Store.open(store).version.config["model"] == "someone/minilm"
+    found = subprocess.run([simdex, "search", SENTENCES[1], "-k", "1", "--json", "--store", str(store)], env=env,
+                           capture_output=True, text=True)
+    assert json.loads(found.stdout)["text"] == SENTENCES[1]
 
 
 def test_no_cuda_here_is_a_clear_error(tmp_path):
@@ -356,3 +359,23 @@ def test_memory_is_bounded_by_the_window_not_the_input(tmp_path):
     assert encode_module.WINDOW >= 2000
     small, large = peak(4000), peak(40_000)
     assert large < 1.5 * small, (small, large)
+
+
+def test_int8_is_recorded_and_kept_with_the_store(tmp_path, rt_sentences):
+    full, int8 = tmp_path / "full", tmp_path / "int8"
+    source = write_lines(tmp_path / "rt.txt", rt_sentences[:300])
+    encode_input(Store.create(full), str(source))
+    result = invoke("encode", str(source), "--quantize", "int8", "--json", store=int8)
+    assert result.exit_code == 0, result.output
+    opened = Store.open(int8)
+    config = opened.version.config
+    assert config["quantize"] == "int8" and (int8 / config["int8_model"]).is_file()
+    cosines = np.sum(Store.open(full).matrix() * opened.matrix(), axis=1)
+    assert cosines.min() > 0.98 and cosines.mean() > 0.99, (cosines.min(), cosines.mean())
+    assert opened.search(rt_sentences[7], k=1)[0][0] == rt_sentences[7]  # queries run the store's int8 model
+    more = json.loads(invoke("encode", str(write_lines(tmp_path / "more.txt", rt_sentences[300:320])), "--json",
+                             store=int8).stdout)
+    assert more["added"] == 20 and Store.open(int8).version.config["int8_model"] == config["int8_model"]
+    (int8 / config["int8_model"]).unlink()
+    gone = invoke("search", "x", store=int8)
+    assert gone.exit_code == 1 and gone.stderr.startswith(f"Error: {int8 / config['int8_model']}: the int8 model")
