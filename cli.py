@@ -283,8 +283,9 @@ def stores(as_json):
 @click.option("--column", help="The column (.csv/.tsv) or field (.jsonl) holding the text [default: text].")
 @click.option("--id-column", help="A column or field holding each text's own id.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
-@click.option("--quantize", type=click.Choice(["none", "int8"]),
-              help="int8: Linear layers in int8, about 2x faster, slightly lossy [default: none].")
+@click.option("--quantize", type=click.Choice(["none", "bf16", "int8"]),
+              help="int8: matrix products in int8, about 2x faster, slightly lossy; bf16: bfloat16 on CPUs "
+                   "with AMX / AVX512-BF16 [default: none].")
 @store_options
 @user_errors
 def encode(input_path, model, pooling, max_length, batch_size, column, id_column, device, quantize, store_path,

@@ -66,13 +66,14 @@ def main():
 
         model = SentenceTransformer(folder, device="cpu")
         model.encode(texts[:64], batch_size=32)
-        ours = {"none": [], "int8": []}
+        modes = ["none", "int8"] + (["bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else [])
+        ours = {mode: [] for mode in modes}
         theirs = []
         for round_ in range(args.rounds):
             started = time.perf_counter()
             model.encode(texts[:2000], batch_size=32, normalize_embeddings=True)
             theirs.append(time.perf_counter() - started)
-            for quantize in ("none", "int8"):
+            for quantize in modes:
                 store = work / f"r{round_}-{quantize}"
                 record = encode(first, store, quantize)
                 ours[quantize].append(record["seconds"])
@@ -91,6 +92,10 @@ def main():
         parity = np.sum(full_store.matrix() * reference, axis=1)
         assert int8_store.keys() == full_store.keys()
         int8_cos = np.sum(full_store.matrix() * int8_store.matrix(), axis=1)
+        bf16_parity = None
+        if "bf16" in modes:
+            encode(everything, work / "bf16", "bf16")
+            bf16_parity = np.sum(Store.open(work / "bf16").matrix() * reference, axis=1)
         exact_full = full_store.search_many(held_out, k=10, exact=True)
         exact_int8 = int8_store.search_many(held_out, k=10, exact=True)
         overlap = np.mean([len({h[0] for h in a} & {h[0] for h in b}) / 10 for a, b in zip(exact_full, exact_int8)])
@@ -117,6 +122,9 @@ def main():
         f"{2000 / st:,.0f} | 1 |",
         f"| `simdex encode` (`seconds`: read, encode, store, commit) | {fp:.2f} | {2000 / fp:,.0f} | **{st / fp:.2f}x** |",
         f"| `simdex encode --quantize int8` | {q8:.2f} | {2000 / q8:,.0f} | **{st / q8:.2f}x** |",
+        *([f"| `simdex encode --quantize bf16` (this CPU has bfloat16 instructions) | {statistics.median(ours['bf16']):.2f} | "
+           f"{2000 / statistics.median(ours['bf16']):,.0f} | {st / statistics.median(ours['bf16']):.2f}x |"]
+          if "bf16" in modes else []),
         "",
         f"Each round: sentence-transformers {', '.join(f'{x:.2f}' for x in theirs)} s; simdex "
         f"{', '.join(f'{x:.2f}' for x in ours['none'])} s; int8 {', '.join(f'{x:.2f}' for x in ours['int8'])} s.",
@@ -128,6 +136,8 @@ def main():
         "",
         f"- parity, cosine of each stored vector to sentence-transformers': min **{parity.min():.6f}**, "
         f"mean {parity.mean():.6f} (target: every one >= 0.9999)",
+        *([f"- bf16 (opt-in) against sentence-transformers: min {bf16_parity.min():.6f}, mean {bf16_parity.mean():.6f}"]
+          if bf16_parity is not None else []),
         f"- int8 against full precision: min **{int8_cos.min():.4f}**, mean **{int8_cos.mean():.4f}** "
         f"(targets: >= 0.98, mean >= 0.99)",
         f"- top-10 `search` overlap, int8 against full precision, on 200 held-out queries: **{overlap:.3f}** "

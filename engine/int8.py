@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-RECIPE = "smoothquant-0.75"
+RECIPE = "smoothquant-0.75-fold"
 ALPHA = 0.75
 KEEP_FLOAT = ("layer.0/output/dense",)  # MatMuls left in float32
 CALIBRATION_TEXTS = 64
@@ -40,6 +40,8 @@ class Int8Runtime:
         self._sessions = {}
         self._lock = threading.Lock()
         self._local = threading.local()  # the thread count this thread runs with
+        for threads in {1, os.cpu_count() or 1}:  # sessions are built at load, not on the first batch
+            self._session(threads)
 
     def _session(self, threads: int):
         import onnxruntime as ort
@@ -107,19 +109,47 @@ def build(model, tokenizer, texts: list[str], path: Path, max_length: int) -> No
 
 
 def smooth(model, tokenizer, texts, max_length):
-    """`model` with each Linear of its encoder layers taking inputs divided by per-channel
-    factors (and weights multiplied by them): the same function, easier to quantise."""
+    """`model` with the Linears of its encoder layers taking inputs divided by per-channel
+    factors (and weights multiplied by them): the same function, easier to quantise.
+
+    Where the architecture allows, the division costs nothing: query, key and value share one
+    factor vector (ONNX Runtime merges their identical Mul nodes), and the attention output's
+    factors are folded into the value projection (its input is softmax(QK^T) V, linear in V)."""
     import torch
 
     maxima = input_maxima(model, tokenizer, texts, max_length)
+    modules = dict(model.named_modules())
+    done = set()
+    for name, module in list(modules.items()):
+        projections = [getattr(module, attr, None) for attr in ("query", "key", "value")]
+        if not all(isinstance(p, torch.nn.Linear) for p in projections) or f"{name}.query" not in maxima:
+            continue
+        weight_max = torch.stack([p.weight.detach().abs().amax(dim=0) for p in projections]).amax(dim=0)
+        shared = _factors(maxima[f"{name}.query"], weight_max)
+        output_name = name.rsplit(".self", 1)[0] + ".output.dense" if name.endswith(".self") else None
+        output = modules.get(output_name)
+        if isinstance(output, torch.nn.Linear) and output_name in maxima:
+            folded = _factors(maxima[output_name], output.weight.detach().abs().amax(dim=0))
+            with torch.no_grad():
+                module.value.weight.div_(folded[:, None])
+                module.value.bias.div_(folded)
+                output.weight.mul_(folded)
+            done.add(output_name)
+        for attr in ("query", "key", "value"):
+            setattr(module, attr, scaled_input(getattr(module, attr), shared))
+            done.add(f"{name}.{attr}")
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
-            if isinstance(child, torch.nn.Linear) and full in maxima and ".layer." in f".{full}":
-                weight_max = child.weight.detach().abs().amax(dim=0).clamp(min=1e-5)
-                factors = maxima[full].clamp(min=1e-5) ** ALPHA / weight_max ** (1 - ALPHA)
+            if (isinstance(child, torch.nn.Linear) and full in maxima and full not in done
+                    and ".layer." in f".{full}"):
+                factors = _factors(maxima[full], child.weight.detach().abs().amax(dim=0))
                 setattr(module, child_name, scaled_input(child, factors))
     return model
+
+
+def _factors(input_max, weight_max):
+    return input_max.clamp(min=1e-5) ** ALPHA / weight_max.clamp(min=1e-5) ** (1 - ALPHA)
 
 
 def input_maxima(model, tokenizer, texts, max_length) -> dict:
