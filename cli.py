@@ -481,6 +481,195 @@ def export(out, fmt, scale, version, store_path, as_json):
     output(as_json, record, lambda r: f"wrote {r['count']:,} vectors of dimension {r['dim']} to {r['path']}")
 
 
+
+# -- training -------------------------------------------------------------------------------------
+
+class TrainProgress:
+    """Training progress on stderr: epoch, loss, examples/s and ETA while an epoch runs (every
+    few seconds), and each epoch's validation accuracy when it ends."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, epoch, epochs, seen, total, loss, elapsed, accuracy=None):
+        now = time.perf_counter()
+        if accuracy is not None:
+            line = f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}  validation accuracy {accuracy:.4f}  ({elapsed:.0f}s)"
+            click.echo(("\r" + line + " " * 10) if self.tty else line, err=True)
+            return
+        if now - self.last < (0.5 if self.tty else 10.0):
+            return
+        self.last = now
+        rate = seen / max(elapsed - getattr(self, "epoch_start", 0.0), 1e-9) if seen else 0.0
+        line = (f"epoch {epoch + 1}/{epochs}: {100 * seen / total:5.1f}%  loss {loss:.4f}  {rate:,.0f} examples/s  "
+                f"ETA {(total - seen) / max(rate, 1e-9):,.0f}s")
+        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
+
+
+@cli.group(name="train")
+def train_group():
+    """Train on a word store's vectors."""
+
+
+@train_group.command(name="sentiment")
+@click.argument("data", required=False, type=click.Path())
+@click.option("--dataset", help="A packaged data set instead of DATA: imdb (25,000 reviews) or rotten_tomatoes "
+                                "(8,530 sentences).")
+@click.option("--text-column", default="text", show_default=True, help="DATA's column (or field) of texts.")
+@click.option("--label-column", default="label", show_default=True, help="DATA's column of labels (two classes).")
+@click.option("--model", default="bag", show_default=True, help="bag (mean of embeddings), bilstm, or cnn (Kim 2014).")
+@click.option("--freeze/--fine-tune", default=False, show_default=True,
+              help="Train the classifier only (no new version), or fine-tune the word vectors too.")
+@click.option("--init", default="store", show_default=True,
+              help="store: start from the current version; random: custom embeddings from scratch.")
+@click.option("--dim", type=click.IntRange(min=1), help="With --init random: the embeddings' dimension [default: 50].")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True,
+              help="At most; training stops early when validation accuracy stops improving.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="The classifier's learning rate.")
+@click.option("--val-split", type=float, default=0.2, show_default=True, help="Share held out for validation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
+@click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
+@click.option("--no-refine", is_flag=True, help="Skip the polarity refinement after fine-tuning.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--compare-freeze", is_flag=True, help="Train frozen and fine-tuned, and print them side by side.")
+@store_options
+@user_errors
+def train_sentiment_command(data, dataset, text_column, label_column, model, freeze, init, dim, epochs, lr,
+                            val_split, seed, device, add_new_words, no_refine, resume, compare_freeze, store_path,
+                            as_json):
+    """Train a sentiment classifier on the store's word vectors; fine-tuned vectors become a new version.
+
+    DATA is a .csv, .tsv or .jsonl of texts with two-class labels (0/1, neg/pos, ...). A
+    fine-tuned run writes a new version (current, index rebuilt, a drift report in its metrics);
+    `simdex use PARENT` goes back. The classifier is kept for `simdex predict`.
+
+    \b
+    Examples:
+        simdex train sentiment --dataset imdb
+        simdex train sentiment reviews.csv --text-column review --label-column stars_binary
+        simdex train sentiment --dataset rotten_tomatoes --model cnn --compare-freeze
+        simdex train sentiment --dataset imdb --init random --dim 100
+    """
+    from engine.train import TrainConfig, train_sentiment
+
+    if device is None:
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = TrainConfig(model=model, freeze=freeze, init=init, dim=dim, epochs=epochs, lr=lr, val_split=val_split,
+                         seed=seed, device=device, add_new_words=add_new_words, refine=not no_refine).check()
+    runs = [(True, "frozen"), (False, "fine-tuned")] if compare_freeze else [(freeze, None)]
+    if compare_freeze and (resume or init == "random"):
+        raise click.ClickException("--compare-freeze is for a fresh run from the store's vectors "
+                                   "(not with --resume or --init random)")
+    results = []
+    with open_store(store_path) as store:
+        index = store.index_record()
+        for frozen, label in runs:
+            if label:
+                click.echo(f"-- {label}", err=True)
+            config.freeze = frozen
+            result = train_sentiment(store, data, dataset=dataset, text_column=text_column, label_column=label_column,
+                                     config=config, resume=resume, progress=TrainProgress())
+            if result.version is not None and index is not None and index["version"] == result.parent:
+                from indexes import build_index
+
+                target = float(index["params"].get("target_recall", 0.95))
+                built = build_index(store, kind=index["kind"], target_recall=target,
+                                    progress=ProgressLine("index build", unit="vectors", scale=1))
+                click.echo(f"the {built.kind} index was rebuilt for version {built.version} "
+                           f"(recall@10 {built.recall_at_10:.4f})", err=True)
+            results.append((label, result))
+    if compare_freeze and not as_json:
+        click.echo(f"{'':<12}{'frozen':>10}{'fine-tuned':>12}")
+        for name in ("val_accuracy", "val_f1", "train_seconds"):
+            a, b = (getattr(r, name) for _, r in results)
+            click.echo(f"{name:<12}{a:10.4f}{b:12.4f}")
+    output(as_json, [r for _, r in results], train_table)
+
+
+def train_table(r) -> list[str]:
+    lines = [f"{r.model} on {r.data}: validation accuracy {r.val_accuracy:.4f}, F1 {r.val_f1:.4f} "
+             f"({r.train_examples:,} training / {r.val_examples:,} validation texts, best epoch {r.best_epoch} "
+             f"of {r.epochs}, {r.train_seconds:.1f}s)"]
+    if r.note:
+        lines.append(r.note)
+    if r.version is not None:
+        lines.append(f"version {r.version} (from v{r.parent}) is current: the fine-tuned vectors of "
+                     f"{r.vocabulary:,} words" + (f", {r.new_words:,} new" if r.new_words else ""))
+    report = r.report or {}
+    if "polarity" in report and "polar_words" in report["polarity"]:
+        p = report["polarity"]
+        lines.append(f"polarity: {p['polar_words']:,} polar words of the training split; their neighbours share "
+                     f"their polarity {p['same_polarity_share_before']:.3f} -> {p['same_polarity_share_after']:.3f}")
+    if "drift" in report:
+        d = report["drift"]
+        lines.append(f"drift over the first {d['restrict']:,} words: mean cosine to v{r.parent} "
+                     f"{d['mean_cosine_to_parent']:.4f}; neighbour overlap@10 {d['mean_overlap_at_10']:.2f}")
+        lines.append("  moved most: " + ", ".join(f"{m['word']} ({m['cosine']:.2f})" for m in d["most_moved"]))
+        lines.append("  overlap@10: " + ", ".join(f"{w} {o:.1f}" for w, o in d["overlap_at_10"].items()))
+        for word, pair in d["neighbours"].items():
+            lines.append(f"  {word}: {', '.join(pair['before'])}  ->  {', '.join(pair['after'])}")
+        for row in d["compare"]["rows"]:
+            if row["metric"].endswith(("accuracy (add)", "spearman")):
+                lines.append(f"  {row['metric']:<34} {row['v1']:.4f} -> {row['v2']:.4f} ({row['diff']:+.4f})")
+    return lines
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--file", "text_file", type=click.File("r", encoding="utf-8"),
+              help="Texts to label, one per line (- for stdin).")
+@version_option("Use the classifier of")
+@store_options
+@user_errors
+def predict(texts, text_file, version, store_path, as_json):
+    """Label texts with the last classifier trained on the current version.
+
+    \b
+    Examples:
+        simdex predict "a gripping, beautifully acted thriller" "a dull mess"
+        simdex predict --file reviews.txt --json
+    """
+    from engine.predict import predict as predict_texts
+
+    texts = list(texts) + ([line.rstrip("\n") for line in text_file if line.strip()] if text_file else [])
+    if not texts:
+        raise click.UsageError("give TEXT arguments or --file")
+    with open_store(store_path, version) as store:
+        predictions = predict_texts(store, texts)
+    output(as_json, predictions, lambda p: f"{p.label:<9} {p.probability:.4f}  {shorten(p.text, 80)}")
+
+
+# -- serving --------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on; 0.0.0.0 serves every network the machine is on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--store", "store_path", envvar="SIMDEX_STORE",
+              help="A store path (with a /), or a bare name [env SIMDEX_STORE; default: default].")
+@user_errors
+def serve(host, port, store_path):
+    """Serve the store read-only: the explorer page at / and a JSON API at /api/...
+
+    \b
+    Examples:
+        simdex serve                          # http://127.0.0.1:8000/#q=frog
+        simdex serve --store reviews --port 8001
+    """
+    import uvicorn
+
+    from engine.store import Store
+    from web.app import create_app
+
+    Store.open(store_path, read_only=True).close()  # a missing or damaged store: one Error line, now
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"notice: listening on {host}: the store is readable from other machines", err=True)
+    click.echo(f"serving {store_path or 'default'} at http://{host}:{port}/  (Ctrl-C stops)", err=True)
+    uvicorn.run(create_app(store_path), host=host, port=port, log_level="warning")
+
 # -- indexes ----------------------------------------------------------------------------------------
 
 @cli.group(name="index")

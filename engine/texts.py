@@ -38,8 +38,10 @@ def input_format(path: str) -> str:
 
 
 def read_texts(path: str, *, column: str | None = None, id_column: str | None = None, report: TextReport,
-               stdin=None):
-    """Iterate over (line number, text, external id) of `path`."""
+               stdin=None, keep_empty: bool = False, id_option: str = "--id-column",
+               column_option: str = "--column"):
+    """Iterate over (line number, text, external id) of `path` (`id_option`: what the id
+    column is called in messages; `keep_empty`: yield empty texts too)."""
     fmt = input_format(path)
     if fmt == "txt" and (column or id_column):
         raise BadInput(path, f"--column and --id-column are for .csv, .tsv and .jsonl inputs, not plain text")
@@ -47,12 +49,13 @@ def read_texts(path: str, *, column: str | None = None, id_column: str | None = 
     if fmt == "txt":
         records = ((number, line.rstrip("\r\n"), None) for number, line in lines)
     elif fmt == "jsonl":
-        records = _jsonl(path, lines, column or DEFAULT_COLUMN, id_column)
+        records = _jsonl(path, lines, column or DEFAULT_COLUMN, id_column, id_option, column_option)
     else:
-        records = _delimited(path, lines, "," if fmt == "csv" else "\t", column, id_column)
+        records = _delimited(path, lines, "," if fmt == "csv" else "\t", column, id_column, id_option,
+                             column_option)
     for number, text, external_id in records:
         text = text.strip()
-        if not text:
+        if not text and not keep_empty:
             report.skipped_empty += 1
             continue
         yield number, text, external_id
@@ -94,7 +97,7 @@ def _lines_of(raw, path):
         raise BadInput(path, f"truncated or corrupt gzip data ({e})") from None
 
 
-def _jsonl(path, lines, field, id_field):
+def _jsonl(path, lines, field, id_field, id_option, column_option):
     for number, line in lines:
         if not line.strip():
             continue
@@ -106,16 +109,16 @@ def _jsonl(path, lines, field, id_field):
             raise BadInput(path, "not a JSON object", line=number)
         if field not in record:
             raise BadInput(path, f"no field {field!r} (fields: {', '.join(map(str, record)) or 'none'}; "
-                                 f"pick one with --column)", line=number)
+                                 f"pick one with {column_option})", line=number)
         if id_field is not None and id_field not in record:
-            raise BadInput(path, f"no field {id_field!r} for --id-column", line=number)
+            raise BadInput(path, f"no field {id_field!r} for {id_option}", line=number)
         text = record[field]
         if text is not None and not isinstance(text, str):
             raise BadInput(path, f"field {field!r} is not a string", line=number)
         yield number, text or "", None if id_field is None else str(record[id_field])
 
 
-def _delimited(path, lines, delimiter, column, id_column):
+def _delimited(path, lines, delimiter, column, id_column, id_option, column_option):
     numbered = _Numbered(lines)
     reader = csv.reader(numbered, delimiter=delimiter)
     try:
@@ -128,9 +131,9 @@ def _delimited(path, lines, delimiter, column, id_column):
     wanted = column or (DEFAULT_COLUMN if DEFAULT_COLUMN in header else header[0] if len(header) == 1 else None)
     if wanted is None or wanted not in header:
         what = f"no column {wanted!r}" if wanted else "several columns and none named 'text'"
-        raise BadInput(path, f"{what} (columns: {', '.join(header)}; pick one with --column)", line=1)
+        raise BadInput(path, f"{what} (columns: {', '.join(header)}; pick one with {column_option})", line=1)
     if id_column is not None and id_column not in header:
-        raise BadInput(path, f"no column {id_column!r} for --id-column (columns: {', '.join(header)})", line=1)
+        raise BadInput(path, f"no column {id_column!r} for {id_option} (columns: {', '.join(header)})", line=1)
     at, id_at = header.index(wanted), None if id_column is None else header.index(id_column)
     while True:
         first = numbered.number + 1  # a quoted field may run over several lines

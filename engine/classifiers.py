@@ -1,0 +1,93 @@
+"""The tutorial's sentiment models, over an embedding layer that starts from the store's vectors.
+
+    bag     the mean of a review's word vectors -> Linear -> ReLU -> Linear (nn.EmbeddingBag),
+            with the mean of hashed n-gram vectors (words and word pairs, learnt from scratch
+            as fastText does) beside it: the classifier's own features, so that the word vectors
+            can move slowly and keep what they know. The word vectors are what flows back into
+            the store
+    bilstm  2 layers, bidirectional, dropout, a padding index; the last hidden states of both
+            directions concatenated -> Linear
+    cnn     Kim (2014): filters of widths 3, 4 and 5 over the word vectors, max-pooled, dropout,
+            Linear
+
+Every model takes a `Batch` (engine/train.py) and returns logits (n, 2); `embedding` is the
+word-embedding layer, built with nn.Embedding(Bag).from_pretrained(vectors, freeze=...).
+Row 0 is padding, row 1 unknown.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MODELS = ("bag", "bilstm", "cnn")
+BUCKETS = 1 << 20  # hashed n-gram features of a bag
+PAD, UNK = 0, 1
+
+
+class Bag(nn.Module):
+    def __init__(self, vectors: torch.Tensor, freeze: bool, buckets: int = BUCKETS, ngram_dim: int = 32,
+                 hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag.from_pretrained(vectors, freeze=freeze, mode="mean", sparse=True,
+                                                         padding_idx=PAD)
+        self.buckets = buckets
+        self.ngrams = nn.EmbeddingBag(buckets, ngram_dim, mode="mean", sparse=True)
+        nn.init.uniform_(self.ngrams.weight, -0.05, 0.05)
+        self.head = nn.Sequential(nn.Linear(vectors.shape[1] + ngram_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, 2))
+
+    def forward(self, batch):
+        words = self.embedding(batch.flat, batch.offsets)
+        ngrams = self.ngrams(batch.ngrams, batch.ngram_offsets)
+        return self.head(torch.cat([words, ngrams], dim=1))
+
+
+class BiLSTM(nn.Module):
+    def __init__(self, vectors: torch.Tensor, freeze: bool, hidden: int = 128, dropout: float = 0.5):
+        super().__init__()
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD)
+        self.lstm = nn.LSTM(vectors.shape[1], hidden, num_layers=2, bidirectional=True, dropout=dropout,
+                            batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * hidden, 2)
+
+    def forward(self, batch):
+        embedded = self.dropout(self.embedding(batch.padded))
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, batch.lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        last = torch.cat([hidden[-2], hidden[-1]], dim=1)  # the top layer, forward and backward
+        return self.out(self.dropout(last))
+
+
+class CNN(nn.Module):
+    def __init__(self, vectors: torch.Tensor, freeze: bool, filters: int = 100, widths=(3, 4, 5),
+                 dropout: float = 0.5):
+        super().__init__()
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD)
+        self.convs = nn.ModuleList(nn.Conv1d(vectors.shape[1], filters, w) for w in widths)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(filters * len(widths), 2)
+        self.widest = max(widths)
+
+    def forward(self, batch):
+        padded = batch.padded
+        if padded.shape[1] < self.widest:
+            padded = nn.functional.pad(padded, (0, self.widest - padded.shape[1]), value=PAD)
+        x = self.embedding(padded).transpose(1, 2)
+        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        return self.out(self.dropout(torch.cat(pooled, dim=1)))
+
+
+def build(name: str, vectors: torch.Tensor, freeze: bool) -> nn.Module:
+    return {"bag": Bag, "bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze)
+
+
+def dense_and_sparse(model: nn.Module) -> tuple[list, list]:
+    """(parameters with dense gradients, parameters with sparse ones): the embedding tables of a
+    bag take sparse gradients (only the rows a batch touched), which SparseAdam updates."""
+    sparse = [p for m in model.modules() if isinstance(m, nn.EmbeddingBag) and m.sparse
+              for p in m.parameters() if p.requires_grad]
+    dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
+    return dense, sparse

@@ -1,0 +1,365 @@
+"""`simdex train sentiment`: fine-tune a word store's vectors through a sentiment classifier.
+
+    result = train_sentiment(store, dataset="imdb")     # a new version, current, with its report
+
+One readable loop (after nanoGPT's train.py): a seeded, stratified validation split; Adam for
+the classifier and sparse updates (SparseAdam) for the word vectors of a bag; early stopping on
+validation accuracy; a checkpoint dict {model, optimizer, config, epoch, best} after every
+epoch, which `resume=True` continues from. The embedding layer holds only the words of the data
+(store rows, and new words seen at least `min_count` times in the training split), so a step
+touches kilobytes, not the 400,000-row matrix.
+
+Afterwards (fine-tuning, the default): the trained rows go back into a copy of the parent's
+matrix, are refined for polarity (engine/refine.py), renormalised and written as a new version
+that shares the parent's vocabulary rows (original norms kept) and becomes current; new words
+join with `add_new_words`. A frozen run trains the classifier only and writes no version. The
+classifier is kept either way (STORE/classifiers/vN.pt) for `simdex predict`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadOption, SimdexError, check_choice
+from .labelled import read_labelled, tokenize
+
+
+@dataclass
+class TrainConfig:
+    model: str = "bag"          # bag | bilstm | cnn (engine/classifiers.py)
+    freeze: bool = False        # train the classifier only; the word vectors stay as they are
+    init: str = "store"         # store: start from the current version; random: from scratch
+    dim: int | None = None      # with init=random: the vectors' dimension (default 50)
+    epochs: int = 8             # at most: early stopping on validation accuracy
+    patience: int = 2           # epochs without a better validation accuracy before stopping
+    lr: float = 2e-3            # the classifier's learning rate (Adam)
+    embedding_lr: float = 1e-4  # the word vectors' learning rate: small, so they keep what they knew
+    batch_size: int = 32
+    val_split: float = 0.2      # held out, stratified, seeded
+    seed: int = 0
+    max_tokens: int = 400       # bilstm and cnn read a text's first tokens
+    min_count: int = 2          # a new word must appear this often in the training split
+    min_ngram_docs: int = 3     # bag: an n-gram must appear in this many training texts to be a feature
+    add_new_words: bool = False  # new words join the store's vocabulary
+    refine: bool = True         # pull same-polarity neighbours together (engine/refine.py)
+    device: str = "cpu"
+
+    def check(self) -> "TrainConfig":
+        from .classifiers import MODELS
+
+        check_choice("--model", self.model, MODELS)
+        check_choice("--init", self.init, ("store", "random"))
+        if not 0 < self.val_split < 1:
+            raise BadOption(f"--val-split must be between 0 and 1, got {self.val_split}")
+        if self.epochs < 1 or self.lr <= 0 or self.embedding_lr <= 0:
+            raise BadOption("--epochs must be at least 1 and --lr positive")
+        if self.dim is not None and self.init != "random":
+            raise BadOption("--dim is for --init random (a store's vectors have their own dimension)")
+        return self
+
+
+@dataclass
+class TrainResult:
+    version: int | None         # the version written, or None (frozen, random init)
+    parent: int
+    model: str
+    val_accuracy: float
+    val_f1: float
+    train_seconds: float
+    epochs: int
+    best_epoch: int
+    train_examples: int
+    val_examples: int
+    vocabulary: int             # words in the embedding layer
+    new_words: int              # of them not in the store (added with add_new_words)
+    freeze: bool
+    data: str
+    report: dict = field(default_factory=dict)  # the drift report (engine/drift.py), filled later
+    note: str = ""
+
+    JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
+                   "train_examples", "val_examples", "vocabulary", "new_words", "freeze", "data", "note", "report")
+
+
+class Data:
+    """Tokenized reviews as rows of the embedding layer, split into training and validation."""
+
+    def __init__(self, texts, labels, store, cfg: TrainConfig):
+        rng = np.random.default_rng(cfg.seed)
+        val = np.zeros(len(texts), dtype=bool)
+        for label in (0, 1):  # stratified
+            members = np.flatnonzero(labels == label)
+            val[rng.permutation(members)[:int(round(cfg.val_split * len(members)))]] = True
+        tokens = [tokenize(text) for text in texts]
+        known = store.key_to_id() if cfg.init == "store" else {}
+        train_counts = Counter(word for i in np.flatnonzero(~val) for word in tokens[i])
+        seen = Counter(word for row in tokens for word in row)
+        stored = sorted((w for w in seen if w in known), key=lambda w: known[w])
+        new = sorted((w for w, c in train_counts.items() if c >= cfg.min_count and w not in known),
+                     key=lambda w: (-train_counts[w], w))
+        self.words = ["<pad>", "<unk>"] + stored + new
+        self.store_rows = np.array([known[w] for w in stored], dtype=np.int64)
+        self.new_words = new
+        self.new_counts = [train_counts[w] for w in new]
+        index = {word: i for i, word in enumerate(self.words)}
+        self.ids = [np.array([index.get(w, 1) for w in row] or [1], dtype=np.int64) for row in tokens]
+        self.tokens = tokens
+        self.labels = labels
+        self.train, self.val = np.flatnonzero(~val), np.flatnonzero(val)
+        self.frequent_ngrams = None
+        if cfg.model == "bag":  # an n-gram seen in fewer training texts than min_ngram_docs is only noise
+            from .classifiers import BUCKETS
+
+            docs = np.zeros(BUCKETS, dtype=np.int32)
+            for i in self.train:
+                docs[np.unique(ngram_ids(self.ids[i], BUCKETS))] += 1
+            self.frequent_ngrams = docs >= cfg.min_ngram_docs
+
+
+class Batch:
+    """What a model reads: flat ids + offsets and hashed n-grams (bag), or padded ids (the others)."""
+
+    def __init__(self, ids: list, labels, kind: str, max_tokens: int, buckets: int, device: str,
+                 frequent_ngrams=None):
+        import torch
+
+        self.labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+        if kind == "bag":
+            lengths = np.array([len(row) for row in ids])
+            self.flat = torch.from_numpy(np.concatenate(ids)).to(device)
+            self.offsets = torch.from_numpy(np.r_[0, np.cumsum(lengths)[:-1]]).to(device)
+            pairs = [ngram_ids(row, buckets) for row in ids]
+            if frequent_ngrams is not None:
+                pairs = [p[frequent_ngrams[p]] for p in pairs]
+            counts = np.array([len(p) for p in pairs])
+            self.ngrams = torch.from_numpy(np.concatenate(pairs)).to(device)
+            self.ngram_offsets = torch.from_numpy(np.r_[0, np.cumsum(counts)[:-1]]).to(device)
+        else:
+            rows = [row[:max_tokens] for row in ids]
+            lengths = [len(row) for row in rows]
+            padded = np.zeros((len(rows), max(lengths)), dtype=np.int64)
+            for i, row in enumerate(rows):
+                padded[i, :len(row)] = row
+            self.padded = torch.from_numpy(padded).to(device)
+            self.lengths = torch.as_tensor(lengths)
+
+
+def ngram_ids(row: np.ndarray, buckets: int) -> np.ndarray:
+    """A text's n-gram features, hashed to buckets: each word, and each pair of neighbouring words
+    (fastText's input: the classifier's own features beside the word vectors)."""
+    words = (row * 2_654_435_761 + 97) % buckets
+    if len(row) < 2:
+        return words
+    return np.concatenate([words, (row[:-1] * 1_000_003 + row[1:]) % buckets])
+
+
+def train_sentiment(store, data_path: str | None = None, *, dataset: str | None = None, text_column: str = "text",
+                    label_column: str = "label", config: TrainConfig | None = None, resume: bool = False,
+                    progress=None) -> TrainResult:
+    """Train, then write the fine-tuned vectors as a new version (see the module's notes)."""
+    import torch
+
+    cfg = (config or TrainConfig()).check()
+    store.require_kind("words", "sentiment training")
+    parent = store.version
+    texts, labels, names, source, data_sha = read_labelled(data_path, dataset=dataset, text_column=text_column,
+                                                           label_column=label_column)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    data = Data(texts, labels, store, cfg)
+    model = _model(cfg, data, store)
+    from .classifiers import dense_and_sparse
+
+    dense, sparse = dense_and_sparse(model)
+    optimizers = [torch.optim.Adam(dense, lr=cfg.lr)]
+    if sparse:  # the word vectors move slowly (they must stay what they were); n-gram features learn fast
+        optimizers.append(torch.optim.SparseAdam(
+            [{"params": [p], "lr": cfg.embedding_lr if p is model.embedding.weight else cfg.lr} for p in sparse]))
+    checkpoint_path = store.path / "train" / "checkpoint.pt"
+    identity = {"config": asdict(cfg), "data": data_sha, "parent": parent.version}
+    steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
+    schedules = [torch.optim.lr_scheduler.LambdaLR(  # linear decay to zero over the epochs (fastText's schedule)
+        optimizer, lambda step: max(0.0, 1 - step / steps)) for optimizer in optimizers]
+    start_epoch, best, best_state, best_epoch = 0, -1.0, None, 0
+    if resume:
+        start_epoch, best, best_state, best_epoch = _resume(checkpoint_path, identity, model, optimizers + schedules)
+    buckets = getattr(model, "buckets", 1)
+    started = time.perf_counter()
+    epochs_run, stale = start_epoch, start_epoch - best_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        order = np.random.default_rng((cfg.seed, epoch)).permutation(data.train)  # the same after a resume
+        total_loss, seen = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            rows = order[start:start + cfg.batch_size]
+            batch = Batch([data.ids[i] for i in rows], data.labels[rows], cfg.model, cfg.max_tokens, buckets,
+                          cfg.device, data.frequent_ngrams)
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            loss.backward()
+            for optimizer, schedule in zip(optimizers, schedules):
+                optimizer.step()
+                schedule.step()
+            total_loss += loss.item() * len(rows)
+            seen += len(rows)
+            if progress:
+                progress(epoch, cfg.epochs, seen, len(order), total_loss / seen, time.perf_counter() - started)
+        accuracy, f1 = evaluate(model, data, data.val, cfg, buckets)
+        epochs_run = epoch + 1
+        if accuracy > best:
+            best, best_epoch, stale = accuracy, epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if progress:
+            progress(epoch, cfg.epochs, None, None, total_loss / max(seen, 1), time.perf_counter() - started,
+                     accuracy=accuracy)
+        _save_checkpoint(checkpoint_path, identity, model, optimizers + schedules, epoch + 1, best, best_state,
+                         best_epoch)
+        if stale >= cfg.patience:
+            break
+    train_seconds = time.perf_counter() - started
+    model.load_state_dict(best_state)
+    accuracy, f1 = evaluate(model, data, data.val, cfg, buckets)
+    result = TrainResult(None, parent.version, cfg.model, accuracy, f1, train_seconds, epochs_run, best_epoch,
+                         len(data.train), len(data.val), len(data.words) - 2, len(data.new_words), cfg.freeze,
+                         source)
+    classifier = {"config": asdict(cfg), "state": model.state_dict(), "words": data.words, "labels": names,
+                  "buckets": buckets, "frequent_ngrams": data.frequent_ngrams, "val_accuracy": accuracy, "data": source}
+    if cfg.freeze or cfg.init == "random":
+        result.note = (f"frozen: the word vectors did not change, so no new version was written; the classifier "
+                       f"is kept for version {parent.version}" if cfg.freeze and cfg.init == "store" else
+                       f"random init: custom {model.embedding.weight.shape[1]}-d embeddings, trained for the "
+                       f"classifier (kept for version {parent.version}) but not written into the store")
+        _save_classifier(store, parent.version, classifier)
+    else:
+        from .refine import refine, word_polarities
+
+        vectors = _fine_tuned_matrix(store, model, data)
+        polarity_report = {}
+        if cfg.refine:
+            polarities = word_polarities(data.tokens, data.labels, data.train)
+            vectors, polarity_report = refine(vectors, polarities, store.key_to_id(), seed=cfg.seed)
+        version = _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report)
+        result.version = version.version
+        _save_classifier(store, version.version, classifier)
+        from .drift import drift_report
+
+        with type(store).open(store.path, version=parent.version) as before:
+            result.report = {"polarity": polarity_report, "drift": drift_report(before, store)}
+        store.set_metrics(version.version, {**version.metrics, **result.report})
+    checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def _model(cfg: TrainConfig, data: Data, store):
+    import torch
+
+    from .classifiers import build
+
+    if cfg.init == "store":
+        rows = np.asarray(store.vectors()[data.store_rows], dtype=np.float32)
+        dim = rows.shape[1]
+    else:
+        dim, rows = cfg.dim or 50, np.zeros((0, cfg.dim or 50), dtype=np.float32)
+    generator = np.random.default_rng(cfg.seed)
+    # words missing from the store start random, as the tutorial does (at the rows' scale)
+    scale = float(np.abs(rows).mean()) if len(rows) else 0.1
+    fresh = generator.uniform(-scale, scale, size=(len(data.words) - 2 - len(rows), dim)).astype(np.float32)
+    vectors = np.concatenate([np.zeros((2, dim), np.float32), rows, fresh])
+    return build(cfg.model, torch.from_numpy(vectors), cfg.freeze).to(cfg.device)
+
+
+def evaluate(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int) -> tuple[float, float]:
+    """(accuracy, F1 of the positive class) on `rows`; leaves the model in training mode."""
+    import torch
+
+    model.eval()
+    predicted = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 256):
+            part = rows[start:start + 256]
+            batch = Batch([data.ids[i] for i in part], data.labels[part], cfg.model, cfg.max_tokens, buckets,
+                          cfg.device, data.frequent_ngrams)
+            predicted.append(model(batch).argmax(dim=1).cpu().numpy())
+    model.train()
+    guess, truth = np.concatenate(predicted), data.labels[rows]
+    tp = int(((guess == 1) & (truth == 1)).sum())
+    precision = tp / max(int((guess == 1).sum()), 1)
+    recall = tp / max(int((truth == 1).sum()), 1)
+    return float((guess == truth).mean()), (2 * precision * recall / (precision + recall) if tp else 0.0)
+
+
+def _fine_tuned_matrix(store, model, data: Data) -> np.ndarray:
+    """The parent's vectors, with the rows the data touched replaced by the trained ones."""
+    vectors = np.array(store.matrix(), dtype=np.float32)
+    trained = model.embedding.weight.detach().cpu().numpy()
+    vectors[data.store_rows] = trained[2:2 + len(data.store_rows)]
+    return vectors
+
+
+def _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report):
+    from .ingest import unit_rows
+
+    unit, _ = unit_rows(vectors)
+    trained = model.embedding.weight.detach().cpu().numpy()
+    config = {"trained": asdict(cfg), "data": source, "data_sha256": data_sha, "parent": parent.version}
+    metrics = {"val_accuracy": result.val_accuracy, "val_f1": result.val_f1, "epochs": result.epochs,
+               "train_seconds": result.train_seconds, "polarity": polarity_report}
+    with store.new_version(kind="words", dim=parent.dim, source=f"train sentiment {cfg.model} on {source}",
+                           format="trained", parent=parent.version, config=config) as writer:
+        start = 0
+        for segment in store.segments():
+            writer.revector(segment, unit[start:start + segment.count])
+            start += segment.count
+        if cfg.add_new_words and data.new_words:
+            new_rows, norms = unit_rows(trained[2 + len(data.store_rows):])
+            writer.append(new_rows, data.new_words, norms,
+                          np.arange(parent.count + 1, parent.count + 1 + len(data.new_words)))
+        return writer.commit(metrics=metrics)
+
+
+def _save_checkpoint(path: Path, identity, model, stateful, epoch, best, best_state, best_epoch) -> None:
+    import torch
+
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-checkpoint.pt")
+    torch.save({**identity, "model": model.state_dict(), "optimizer": [o.state_dict() for o in stateful],
+                "epoch": epoch, "best": best, "best_state": best_state, "best_epoch": best_epoch,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, identity, model, stateful):
+    import torch
+
+    if not path.exists():
+        raise SimdexError(f"{path}: no checkpoint to resume from (train without --resume)")
+    checkpoint = torch.load(path, weights_only=False)
+    for key in ("config", "data", "parent"):
+        if checkpoint.get(key) != identity[key]:
+            raise SimdexError(f"{path}: the checkpoint is for other {key} settings; train without --resume to "
+                              f"start again")
+    model.load_state_dict(checkpoint["model"])
+    for thing, state in zip(stateful, checkpoint["optimizer"]):  # optimizers and their schedules
+        thing.load_state_dict(state)
+    torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as it would have
+    return checkpoint["epoch"], checkpoint["best"], checkpoint["best_state"], checkpoint["best_epoch"]
+
+
+def _save_classifier(store, version: int, classifier: dict) -> None:
+    import torch
+
+    directory = store.path / "classifiers"
+    directory.mkdir(exist_ok=True)
+    tmp = directory / f".tmp-{os.getpid()}-v{version}.pt"
+    torch.save(classifier, tmp)
+    os.replace(tmp, directory / f"v{version}.pt")

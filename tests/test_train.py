@@ -1,0 +1,244 @@
+"""The sentiment trainer: a tiny data set with a known answer, the real IMDB reviews for a short
+smoke run, lineage and `use`, resume, interruption, bad inputs, and `simdex predict`."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from engine import Store
+from engine.ingest import ingest
+from engine.train import TrainConfig, train_sentiment
+
+from .conftest import write_text
+
+POSITIVE = ["good", "great", "superb", "lovely", "fine", "brilliant"]
+NEGATIVE = ["bad", "awful", "dreadful", "poor", "dull", "terrible"]
+NEUTRAL = ["movie", "film", "plot", "actor", "scene", "story", "music", "ending", "cast", "script", "camera",
+           "dialogue"]
+
+
+def tiny_sentiment_store(tmp_path):
+    """8-d vectors where each positive word lies next to its negative antonym (as in GloVe)."""
+    rng = np.random.default_rng(1)
+    lines = []
+    for good, bad in zip(POSITIVE, NEGATIVE):
+        base = rng.normal(size=8)
+        for word in (good, bad):
+            lines.append(f"{word} " + " ".join(f"{x:.6f}" for x in base + 0.2 * rng.normal(size=8)))
+    for word in NEUTRAL:
+        lines.append(f"{word} " + " ".join(f"{x:.6f}" for x in rng.normal(size=8)))
+    store = Store.create(tmp_path / "store")
+    ingest(store, write_text(tmp_path / "vectors.txt", lines))
+    return store
+
+
+def tiny_reviews(path, n=400, seed=0):
+    """Texts of neutral words and one or two polar words; the label is their polarity."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        for i in range(n):
+            label = i % 2
+            polar = list(rng.choice(POSITIVE if label else NEGATIVE, size=rng.integers(1, 3)))
+            words = polar + list(rng.choice(NEUTRAL, size=4))
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), "pos" if label else "neg"])
+    return path
+
+
+def cosine(store, a, b):
+    return float(np.dot(store.matrix()[store.id_of(a)], store.matrix()[store.id_of(b)]))
+
+
+def tiny_config(**overrides):
+    return TrainConfig(**{"epochs": 6, "embedding_lr": 1e-3, "lr": 1e-2, "batch_size": 16, "min_ngram_docs": 1,
+                          **overrides})
+
+
+def test_the_classifier_learns_and_polar_words_move_apart(tmp_path):
+    store = tiny_sentiment_store(tmp_path)
+    data = tiny_reviews(tmp_path / "reviews.csv")
+    before = {(a, b): cosine(store, a, b) for a, b in [("good", "bad"), ("good", "great"), ("awful", "dreadful")]}
+    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment", config=tiny_config())
+    assert result.val_accuracy >= 0.95
+    assert (result.version, result.parent) == (2, 1) and store.version.version == 2
+    assert result.vocabulary == 24 and result.new_words == 0
+    after = {pair: cosine(store, *pair) for pair in before}
+    assert after[("good", "bad")] < before[("good", "bad")] - 0.1  # antonyms pushed apart
+    assert after[("good", "great")] > before[("good", "great")]    # same polarity pulled together
+    assert after[("awful", "dreadful")] > before[("awful", "dreadful")]
+    assert abs(cosine(store, "movie", "film") - float(np.dot(*Store.open(store.path, version=1).matrix()[[12, 13]]))) \
+        < 0.05  # a neutral word barely moves
+    polarity = result.report["polarity"]
+    assert polarity["polar_words"] == 12
+    assert polarity["same_polarity_share_after"] > polarity["same_polarity_share_before"]
+    np.testing.assert_allclose(np.linalg.norm(store.matrix(), axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(store.norms(), Store.open(store.path, version=1).norms())  # original norms kept
+
+
+def test_lineage_use_and_predict(tmp_path):
+    store = tiny_sentiment_store(tmp_path)
+    data = tiny_reviews(tmp_path / "reviews.csv")
+    runner = CliRunner()
+    env = {"SIMDEX_STORE": str(store.path)}
+    result = runner.invoke(cli, ["train", "sentiment", str(data), "--text-column", "review", "--label-column",
+                                 "sentiment", "--epochs", "6", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["version"] == 2 and record["parent"] == 1 and record["model"] == "bag"
+    versions = [json.loads(line) for line in runner.invoke(cli, ["versions", "--json"], env=env).stdout.splitlines()]
+    assert [(v["version"], v["parent"], v["current"]) for v in versions] == [(1, None, False), (2, 1, True)]
+    metrics = versions[1]["metrics"]
+    assert metrics["val_accuracy"] == record["val_accuracy"] and "drift" in metrics and "polarity" in metrics
+    assert metrics["drift"]["compare"]["note"].startswith("not compared")  # 24 words: no benchmark applies
+    trained = Store.open(store.path)
+    assert [s.keys for s in trained.segments()] == [s.keys for s in Store.open(store.path, version=1).segments()]
+
+    predicted = runner.invoke(cli, ["predict", "a superb lovely film", "a dreadful dull plot", "--json"], env=env)
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [(r["text"], r["label"]) for r in rows] == [("a superb lovely film", "pos"), ("a dreadful dull plot", "neg")]
+    assert all(0.5 < r["probability"] <= 1 for r in rows)
+
+    assert runner.invoke(cli, ["use", "1"], env=env).exit_code == 0
+    assert Store.open(store.path).version.version == 1
+    missing = runner.invoke(cli, ["predict", "a superb film"], env=env)
+    assert missing.exit_code == 1 and "no classifier for version 1" in missing.output
+
+
+def test_frozen_and_random_runs_write_no_version(tmp_path):
+    store = tiny_sentiment_store(tmp_path)
+    data = str(tiny_reviews(tmp_path / "reviews.csv"))
+    frozen = train_sentiment(store, data, text_column="review", label_column="sentiment",
+                             config=tiny_config(freeze=True))
+    assert frozen.version is None and "frozen" in frozen.note and store.version.version == 1
+    assert len(store.versions()) == 1
+    custom = train_sentiment(store, data, text_column="review", label_column="sentiment",
+                             config=tiny_config(init="random", dim=16))
+    assert custom.version is None and "16-d" in custom.note and len(store.versions()) == 1
+    assert custom.val_accuracy > 0.9
+
+
+def test_same_seed_same_numbers(tmp_path):
+    data = str(tiny_reviews(tmp_path / "reviews.csv"))
+    runs = []
+    for name in ("a", "b"):
+        store = tiny_sentiment_store(tmp_path / name)
+        result = train_sentiment(store, data, text_column="review", label_column="sentiment", config=tiny_config())
+        runs.append((result.val_accuracy, np.array(store.matrix())))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_training_leaves_the_store_and_resumes_to_the_same_result(tmp_path):
+    data = str(tiny_reviews(tmp_path / "reviews.csv"))
+    straight = tiny_sentiment_store(tmp_path / "straight")
+    train_sentiment(straight, data, text_column="review", label_column="sentiment", config=tiny_config())
+
+    store = tiny_sentiment_store(tmp_path / "interrupted")
+
+    def stop_in_epoch_3(epoch, epochs, seen, total, loss, elapsed, accuracy=None):
+        if epoch == 2 and seen:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_sentiment(store, data, text_column="review", label_column="sentiment", config=tiny_config(),
+                        progress=stop_in_epoch_3)
+    assert store.version.version == 1 and len(Store.open(store.path).versions()) == 1
+    assert (store.path / "train" / "checkpoint.pt").exists()
+    other = tiny_config(seed=5)
+    with pytest.raises(Exception, match="checkpoint is for other config"):
+        train_sentiment(store, data, text_column="review", label_column="sentiment", config=other, resume=True)
+    resumed = train_sentiment(store, data, text_column="review", label_column="sentiment", config=tiny_config(),
+                              resume=True)
+    assert resumed.version == 2 and not (store.path / "train" / "checkpoint.pt").exists()
+    np.testing.assert_array_equal(np.array(store.matrix()), np.array(Store.open(straight.path).matrix()))
+
+
+def test_new_words_join_with_add_new_words(tmp_path):
+    store = tiny_sentiment_store(tmp_path)
+    data = tmp_path / "reviews.csv"
+    tiny_reviews(data)
+    text = data.read_text().replace("superb", "splendiferous")
+    data.write_text(text)
+    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
+                             config=tiny_config(add_new_words=True))
+    assert result.new_words == 1
+    assert store.keys()[-1] == "splendiferous" and store.version.count == 25
+    assert len(store.segments()) == 2  # the parent's words, then the new one
+
+
+@pytest.mark.parametrize("content, options, message", [
+    ("text,sentiment\ngood film,pos\n", ["--label-column", "stars"], "no column 'stars' for --label-column"),
+    ("review,label\ngood film,pos\n", [], "no column 'text' (columns: review, label; pick one with --text-column)"),
+    ("text,label\ngood film,pos\nbad film,neg\nfine film,meh\n", [], "labels must be two classes; found 3"),
+    ("text,label\ngood film,pos\n,neg\n", [], "line 3: empty text"),
+    ("text,label\ngood film,pos\ngood film,pos\n", [], "found only 'pos'"),
+])
+def test_bad_labelled_files(tmp_path, content, options, message):
+    store = tiny_sentiment_store(tmp_path)
+    data = tmp_path / "bad.csv"
+    data.write_text(content)
+    result = CliRunner().invoke(cli, ["train", "sentiment", str(data), "--store", str(store.path), *options])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert len(Store.open(store.path).versions()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "yelp"], "unknown dataset 'yelp'"),
+    ([], "give a DATA file or --dataset"),
+    (["--dataset", "imdb", "--model", "transformer"], "--model"),
+    (["--dataset", "imdb", "--dim", "100"], "--dim is for --init random"),
+])
+def test_bad_options(tmp_path, args, message):
+    store = tiny_sentiment_store(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "sentiment", *args, "--store", str(store.path)])
+    assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_a_sentence_store_is_refused(tmp_path):
+    texts = write_text(tmp_path / "texts.txt", ["a gripping thriller", "a dull mess"])
+    runner = CliRunner()
+    store = str(tmp_path / "sentences")
+    assert runner.invoke(cli, ["encode", str(texts), "--store", store]).exit_code == 0
+    data = tiny_reviews(tmp_path / "reviews.csv")
+    result = runner.invoke(cli, ["train", "sentiment", str(data), "--text-column", "review", "--label-column",
+                                 "sentiment", "--store", store])
+    assert result.exit_code == 1 and "needs a word store" in result.output, result.output
+
+
+def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
+    """2,000 real IMDB reviews on the first 50,000 packaged GloVe words: the classifier beats chance
+    clearly, the new version answers queries, and predict labels obvious reviews."""
+    from engine import packaged
+
+    texts, labels = packaged.reviews("imdb")
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(texts), 2000, replace=False)
+    data = tmp_path / "imdb.jsonl"
+    data.write_text("".join(json.dumps({"text": texts[i], "label": int(labels[i])}) + "\n" for i in pick))
+    store = Store.create(tmp_path / "glove")
+    ingest(store, None, limit=50_000)
+    result = train_sentiment(store, str(data), config=TrainConfig(epochs=3))
+    assert result.val_accuracy > 0.65 and result.version == 2  # 1,600 training texts: well above chance
+    compared = {row["metric"]: row for row in result.report["drift"]["compare"]["rows"]}
+    assert abs(compared["questions-words accuracy (add)"]["diff"]) < 0.02
+    assert abs(compared["wordsim353 spearman"]["diff"]) < 0.02
+    assert store.analogy("man", "king", "woman")[0][0] == "queen"
+    from engine.predict import predict
+
+    labels = [p.label for p in predict(store, ["a wonderful, moving film with superb acting",
+                                               "the worst movie ever, a boring waste of time"])]
+    assert labels == ["1", "0"]  # the file's own labels
