@@ -4,9 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench floors clean
+.PHONY: setup demo test bench floors clean browser
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# the explorer's browser test needs Debian's chromium and chromedriver: installed when missing and
+# this is root on Debian (CI); elsewhere the test skips and says why
+browser:
+	@if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			echo "installing chromium and chromium-driver (Debian) for the browser test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver > /dev/null) \
+				|| echo "warning: could not install chromium; the browser test will skip (or fail on CI)" >&2; \
+		else \
+			echo "note: no chromium/chromedriver and not root on Debian: the browser test will skip" >&2; \
+		fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

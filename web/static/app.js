@@ -1,0 +1,170 @@
+// The explorer page: every panel calls one /api route and shows its JSON. The URL hash holds
+// the query (#q=frog&k=20) so a view can be shared and reloaded.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let points = [];
+
+async function api(route, params) {
+  const response = await fetch(`/api/${route}?` + new URLSearchParams(params));
+  const body = await response.json();
+  if (!response.ok) throw body;
+  return body;
+}
+
+function showError(target, error) {
+  target.hidden = false;
+  target.textContent = error.error || String(error);
+  for (const word of error.suggestions || []) {
+    const link = document.createElement("a");
+    link.textContent = word;
+    link.className = "suggestion";
+    link.onclick = () => go(word);
+    target.append(" ", link);
+  }
+}
+
+function go(q, k) {
+  const params = new URLSearchParams({ q, k: k || $("k").value || 20 });
+  if (location.hash.slice(1) === params.toString()) render();
+  else location.hash = params.toString();
+}
+
+async function render() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const q = params.get("q");
+  if (!q) return;
+  $("q").value = q;
+  if (params.get("k")) $("k").value = params.get("k");
+  const k = $("k").value;
+  $("message").hidden = true;
+  $("neighbors").innerHTML = "";
+  try {
+    const [answers, map] = await Promise.all([api("neighbors", { q, k }), api("map", { q, k })]);
+    for (const answer of answers) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.textContent = answer.word;
+      link.onclick = () => go(answer.word);
+      const score = document.createElement("span");
+      score.className = "score";
+      score.textContent = answer.score.toFixed(4);
+      item.append(link, score);
+      $("neighbors").append(item);
+    }
+    points = map.points;
+    draw(null);
+    document.body.dataset.query = q;
+  } catch (error) {
+    showError($("message"), error);
+    points = [];
+    draw(null);
+  }
+}
+
+function place(point, canvas) {
+  const pad = 40;
+  return [pad + (point.x + 1) / 2 * (canvas.width - 2 * pad), pad + (1 - point.y) / 2 * (canvas.height - 2 * pad)];
+}
+
+function draw(hovered) {
+  const canvas = $("map"), g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  g.font = "13px system-ui, sans-serif";
+  for (const point of points) {
+    const [x, y] = place(point, canvas);
+    g.fillStyle = point.query ? "#c0392b" : point === hovered ? "#1a4fa0" : "#5b7db1";
+    g.beginPath();
+    g.arc(x, y, point.query ? 6 : 4, 0, 2 * Math.PI);
+    g.fill();
+    if (point.query || point === hovered || points.length <= 40) {
+      g.fillStyle = point === hovered ? "#000" : "#333";
+      g.fillText(point.word, x + 7, y - 5);
+    }
+  }
+}
+
+function pointAt(event) {
+  const canvas = $("map"), box = canvas.getBoundingClientRect();
+  const mx = (event.clientX - box.left) * canvas.width / box.width;
+  const my = (event.clientY - box.top) * canvas.height / box.height;
+  let best = null, bestDistance = 12 * 12;
+  for (const point of points) {
+    const [x, y] = place(point, canvas);
+    const distance = (x - mx) ** 2 + (y - my) ** 2;
+    if (distance < bestDistance) { best = point; bestDistance = distance; }
+  }
+  return best;
+}
+
+$("map").addEventListener("mousemove", (event) => {
+  const point = pointAt(event);
+  $("map").style.cursor = point ? "pointer" : "default";
+  $("map").title = point ? `${point.word} (${point.score.toFixed(3)})` : "";
+  draw(point);
+});
+$("map").addEventListener("click", (event) => {
+  const point = pointAt(event);
+  if (point && !point.query) go(point.word);
+});
+
+let suggestTimer = null;
+$("q").addEventListener("input", () => {
+  clearTimeout(suggestTimer);
+  const prefix = $("q").value.trim();
+  if (!prefix || prefix.includes(" ")) return;
+  suggestTimer = setTimeout(async () => {
+    try {
+      const found = await api("suggest", { prefix, k: 10 });
+      $("suggestions").innerHTML = "";
+      for (const word of found.words) {
+        const option = document.createElement("option");
+        option.value = word;
+        $("suggestions").append(option);
+      }
+    } catch (error) { /* suggestions are a convenience */ }
+  }, 120);
+});
+
+$("query-form").addEventListener("submit", (event) => { event.preventDefault(); go($("q").value.trim()); });
+
+$("analogy-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const list = $("analogy-answers");
+  list.innerHTML = "";
+  try {
+    const answers = await api("analogy", { a: $("a").value, b: $("b").value, c: $("c").value, method: $("method").value, k: 5 });
+    for (const answer of answers) {
+      const item = document.createElement("li");
+      item.innerHTML = "<a></a><span class=score></span>";
+      item.firstChild.textContent = answer.word;
+      item.firstChild.onclick = () => go(answer.word);
+      item.lastChild.textContent = answer.score.toFixed(4);
+      list.append(item);
+    }
+  } catch (error) {
+    const item = document.createElement("li");
+    item.className = "error";
+    showError(item, error);
+    list.append(item);
+  }
+});
+
+$("similarity-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const target = $("similarity-answer");
+  target.className = "";
+  try {
+    const result = await api("similarity", { a: $("s1").value, b: $("s2").value });
+    target.textContent = `cosine ${result.score.toFixed(4)}`;
+  } catch (error) {
+    target.className = "error";
+    showError(target, error);
+  }
+});
+
+window.addEventListener("hashchange", render);
+api("info", {}).then((info) => {
+  const version = info.versions.find((v) => v.version === info.current);
+  $("served").textContent = `serving ${info.served}` + (version ? ` · v${version.version}, ${version.count.toLocaleString()} × ${version.dim}` : "");
+}).catch(() => {});
+render();
