@@ -526,7 +526,7 @@ def train_group():
 @click.option("--dim", type=click.IntRange(min=1), help="With --init random: the embeddings' dimension [default: 50].")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True,
               help="At most; training stops early when validation accuracy stops improving.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="The classifier's learning rate.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="The classifier's learning rate.")
 @click.option("--val-split", type=float, default=0.2, show_default=True, help="Share held out for validation.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")

@@ -27,26 +27,31 @@ PAD, UNK = 0, 1
 
 class Bag(nn.Module):
     def __init__(self, vectors: torch.Tensor, freeze: bool, buckets: int = BUCKETS, ngram_dim: int = 32,
-                 hidden: int = 64, dropout: float = 0.2):
+                 hidden: int = 64, dropout: float = 0.2, ratios: torch.Tensor | None = None):
         super().__init__()
         self.embedding = nn.EmbeddingBag.from_pretrained(vectors, freeze=freeze, mode="mean", sparse=True,
                                                          padding_idx=PAD)
         self.buckets = buckets
         self.ngrams = nn.EmbeddingBag(buckets, ngram_dim, mode="mean", sparse=True)
         nn.init.uniform_(self.ngrams.weight, -0.05, 0.05)
-        self.head = nn.Sequential(nn.Linear(vectors.shape[1] + ngram_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+        # the training split's naive-Bayes log-count ratio of each n-gram, fixed: their mean is
+        # one more input of the head (NBSVM's evidence, Wang & Manning 2012)
+        self.ratios = nn.EmbeddingBag.from_pretrained(ratios.reshape(-1, 1) if ratios is not None else
+                                                      torch.zeros(buckets, 1), freeze=True, mode="mean")
+        self.head = nn.Sequential(nn.Linear(vectors.shape[1] + ngram_dim + 1, hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(hidden, 2))
 
     def forward(self, batch):
         words = self.embedding(batch.flat, batch.offsets)
         ngrams = self.ngrams(batch.ngrams, batch.ngram_offsets)
-        return self.head(torch.cat([words, ngrams], dim=1))
+        evidence = self.ratios(batch.ngrams, batch.ngram_offsets)
+        return self.head(torch.cat([words, ngrams, evidence], dim=1))
 
 
 class BiLSTM(nn.Module):
     def __init__(self, vectors: torch.Tensor, freeze: bool, hidden: int = 128, dropout: float = 0.5):
         super().__init__()
-        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD)
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD, sparse=True)
         self.lstm = nn.LSTM(vectors.shape[1], hidden, num_layers=2, bidirectional=True, dropout=dropout,
                             batch_first=True)
         self.dropout = nn.Dropout(dropout)
@@ -65,7 +70,7 @@ class CNN(nn.Module):
     def __init__(self, vectors: torch.Tensor, freeze: bool, filters: int = 100, widths=(3, 4, 5),
                  dropout: float = 0.5):
         super().__init__()
-        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD)
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze, padding_idx=PAD, sparse=True)
         self.convs = nn.ModuleList(nn.Conv1d(vectors.shape[1], filters, w) for w in widths)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(filters * len(widths), 2)
@@ -80,14 +85,15 @@ class CNN(nn.Module):
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
 
 
-def build(name: str, vectors: torch.Tensor, freeze: bool) -> nn.Module:
-    return {"bag": Bag, "bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze)
+def build(name: str, vectors: torch.Tensor, freeze: bool, **extra) -> nn.Module:
+    return {"bag": Bag, "bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze, **extra)
 
 
 def dense_and_sparse(model: nn.Module) -> tuple[list, list]:
-    """(parameters with dense gradients, parameters with sparse ones): the embedding tables of a
-    bag take sparse gradients (only the rows a batch touched), which SparseAdam updates."""
-    sparse = [p for m in model.modules() if isinstance(m, nn.EmbeddingBag) and m.sparse
+    """(parameters with dense gradients, parameters with sparse ones): the embedding tables take
+    sparse gradients (only the rows a batch touched), which SparseAdam updates, so a word that
+    no batch touches never moves."""
+    sparse = [p for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse
               for p in m.parameters() if p.requires_grad]
     dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
     return dense, sparse

@@ -39,14 +39,14 @@ class TrainConfig:
     dim: int | None = None      # with init=random: the vectors' dimension (default 50)
     epochs: int = 8             # at most: early stopping on validation accuracy
     patience: int = 2           # epochs without a better validation accuracy before stopping
-    lr: float = 2e-3            # the classifier's learning rate (Adam)
+    lr: float = 1e-3            # the classifier's (and n-gram features') learning rate (Adam)
     embedding_lr: float = 1e-4  # the word vectors' learning rate: small, so they keep what they knew
     batch_size: int = 32
     val_split: float = 0.2      # held out, stratified, seeded
     seed: int = 0
     max_tokens: int = 400       # bilstm and cnn read a text's first tokens
     min_count: int = 2          # a new word must appear this often in the training split
-    min_ngram_docs: int = 3     # bag: an n-gram must appear in this many training texts to be a feature
+    min_ngram_docs: int = 1     # bag: an n-gram must appear in this many training texts to be a feature
     add_new_words: bool = False  # new words join the store's vocabulary
     refine: bool = True         # pull same-polarity neighbours together (engine/refine.py)
     device: str = "cpu"
@@ -113,14 +113,18 @@ class Data:
         self.tokens = tokens
         self.labels = labels
         self.train, self.val = np.flatnonzero(~val), np.flatnonzero(val)
-        self.frequent_ngrams = None
+        self.frequent_ngrams = self.ngram_ratios = None
         if cfg.model == "bag":  # an n-gram seen in fewer training texts than min_ngram_docs is only noise
             from .classifiers import BUCKETS
 
-            docs = np.zeros(BUCKETS, dtype=np.int32)
+            docs = np.zeros((2, BUCKETS), dtype=np.int32)  # training texts holding each n-gram, by label
             for i in self.train:
-                docs[np.unique(ngram_ids(self.ids[i], BUCKETS))] += 1
-            self.frequent_ngrams = docs >= cfg.min_ngram_docs
+                docs[labels[i], np.unique(ngram_ids(self.ids[i], BUCKETS))] += 1
+            self.frequent_ngrams = docs.sum(axis=0) >= cfg.min_ngram_docs
+            # each n-gram's naive-Bayes log-count ratio (Wang & Manning 2012), a feature of the bag
+            positive, negative = docs[1] + 1.0, docs[0] + 1.0
+            ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+            self.ngram_ratios = np.where(self.frequent_ngrams, ratio, 0.0).astype(np.float32)
 
 
 class Batch:
@@ -275,7 +279,8 @@ def _model(cfg: TrainConfig, data: Data, store):
     scale = float(np.abs(rows).mean()) if len(rows) else 0.1
     fresh = generator.uniform(-scale, scale, size=(len(data.words) - 2 - len(rows), dim)).astype(np.float32)
     vectors = np.concatenate([np.zeros((2, dim), np.float32), rows, fresh])
-    return build(cfg.model, torch.from_numpy(vectors), cfg.freeze).to(cfg.device)
+    extra = {"ratios": torch.from_numpy(data.ngram_ratios)} if data.ngram_ratios is not None else {}
+    return build(cfg.model, torch.from_numpy(vectors), cfg.freeze, **extra).to(cfg.device)
 
 
 def evaluate(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int) -> tuple[float, float]:
