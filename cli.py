@@ -670,6 +670,50 @@ def serve(host, port, store_path):
     click.echo(f"serving {store_path or 'default'} at http://{host}:{port}/  (Ctrl-C stops)", err=True)
     uvicorn.run(create_app(store_path), host=host, port=port, log_level="warning")
 
+
+# -- moving stores between backends ---------------------------------------------------------------
+
+def transfer(source, destination, label, as_json) -> None:
+    from engine.transfer import copy_version
+
+    progress = ProgressLine(label, unit="rows", scale=1)
+    result = copy_version(source, destination, progress=progress)
+    progress.done()
+    output(as_json, result, lambda r: f"version {r.version} at {r.destination}: {r.count:,} x {r.dim} from "
+                                      f"{r.source} in {r.seconds:.1f}s")
+
+
+@cli.command()
+@click.option("--to", "address", required=True,
+              help="milvus://HOST:PORT/NAME (token: env SIMDEX_MILVUS_TOKEN) or milvus-lite://PATH.db/NAME")
+@store_options
+@user_errors
+def push(address, store_path, as_json):
+    """Copy the store's current version to ADDRESS (Milvus), where it becomes current once indexed.
+
+    \b
+    Examples:
+        simdex push --to milvus://localhost:19530/glove
+        simdex push --to milvus-lite://./stores.db/glove
+        simdex neighbors frog --store milvus://localhost:19530/glove
+    """
+    from engine.store import Store
+
+    with open_store(store_path) as source, Store.create(address) as destination:
+        transfer(source, destination, f"push to {address}", as_json)
+
+
+@cli.command()
+@click.option("--from", "address", required=True, help="The Milvus store to copy (as for push).")
+@store_options
+@user_errors
+def pull(address, store_path, as_json):
+    """Copy ADDRESS's current version into the local store (--store), as a new current version."""
+    from engine.store import Store
+
+    with Store.open(address) as source, Store.create(store_path) as destination:
+        transfer(source, destination, f"pull from {address}", as_json)
+
 # -- indexes ----------------------------------------------------------------------------------------
 
 @cli.group(name="index")

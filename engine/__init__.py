@@ -10,7 +10,8 @@ from .errors import (BadEvalFile, BadIndex, BadInput, BadModel, BadOption, BadQu
                      UnknownWord, WrongKind)
 from .store import Store, Version, data_dir, default_store_path
 from .local import LocalStore  # noqa: E402  (registers the local backend with Store.open)
+from .milvus import MilvusStore  # noqa: E402  (milvus:// and milvus-lite:// addresses; pymilvus loads on use)
 
-__all__ = ["Store", "LocalStore", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
+__all__ = ["Store", "LocalStore", "MilvusStore", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
            "UnknownVersion", "UnknownWord", "BadVectorFile", "BadInput", "BadQuery", "BadOption", "BadIndex",
            "BadModel", "BadEvalFile", "StoreBusy", "StoreFault", "StoreReadOnly", "DamagedStore", "WrongKind"]

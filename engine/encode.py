@@ -58,6 +58,7 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
     check_positive("--max-length", max_length)
     check_positive("--batch-size", batch_size)
+    store.require_local_files("encode")
     parent = store.version if store.versions() else None
     if parent is not None and parent.kind != "sentences":
         raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "

@@ -62,6 +62,7 @@ def now() -> str:
 
 
 class LocalStore(Store):
+    local_files = True
     """A store directory, read at one version (the current one unless asked otherwise)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, version: int | None = None,

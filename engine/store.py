@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import query
-from .errors import BadQuery, UnknownWord, WrongKind, check_choice
+from .errors import BadOption, BadQuery, UnknownWord, WrongKind, check_choice
 
 ANALOGY_METHODS = ("add", "mul")
 
@@ -75,6 +75,8 @@ class Store:
     """
 
     notice: str | None = None  # why a query searched exactly although an index exists
+    local_files = False        # whether the store has a folder of its own (`path`): resumable encodes,
+                               # training checkpoints, quantised models and classifiers live there
     backends: list[type] = []  # every subclass, in the order defined (engine/__init__ imports them)
 
     def __init_subclass__(cls, **kwargs):
@@ -130,6 +132,11 @@ class Store:
     def key_to_id(self) -> dict[str, int]:
         """The whole vocabulary as a dict, for work that looks up many words."""
         return {key: i for i, key in enumerate(self.keys())}
+
+    def require_local_files(self, what: str) -> None:
+        if not self.local_files:
+            raise BadOption(f"{self.location}: {what} writes into a local store (a folder); do it in one and "
+                            f"`simdex push` the result here")
 
     def require_kind(self, kind: str, what: str) -> None:
         if self.version.kind != kind:

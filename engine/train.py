@@ -172,6 +172,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
 
     cfg = (config or TrainConfig()).check()
     store.require_kind("words", "sentiment training")
+    store.require_local_files("sentiment training")
     parent = store.version
     texts, labels, names, source, data_sha = read_labelled(data_path, dataset=dataset, text_column=text_column,
                                                            label_column=label_column)

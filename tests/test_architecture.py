@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted([*ROOT.glob("engine/*.py"), *ROOT.glob("indexes/*.py"), *ROOT.glob("server/*.py"), ROOT / "cli.py"])
+SOURCES = sorted([*ROOT.glob("engine/*.py"), *ROOT.glob("indexes/*.py"), *ROOT.glob("web/*.py"), ROOT / "cli.py"])
 
 
 def module_name(path: Path) -> str:

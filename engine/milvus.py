@@ -1,0 +1,522 @@
+"""A store that lives in Milvus: the same Store interface as engine/local.py, for stores that
+outgrow one machine.
+
+    milvus://HOST:19530/NAME        a Milvus standalone or cluster (token: SIMDEX_MILVUS_TOKEN)
+    milvus-lite://PATH.db/NAME      milvus-lite, in-process, over one local file
+
+Layout, all in Milvus so that every client of the cluster sees the same store:
+
+    simdex_NAME_versions    one row per version: its record (kind, count, dim, source, parent,
+                            config with the index's tuned parameters, metrics) as JSON
+    simdex_NAME_vN          version N: row (primary key, the row number), key, norm (the
+                            original length), rank, external_id, vector (unit length)
+    simdex_NAME             an alias: the current version's collection
+
+A version is written into its own collection, indexed (HNSW, inner product), loaded and tuned to
+a recall target; only then is its record inserted and the alias switched, in one call. Readers
+never see half a version, and a failed or interrupted write drops the unfinished collection.
+
+Queries go through Milvus's index (over-fetched and re-ranked exactly from the stored vectors,
+as the local HNSW path does); `exact` reads the version's vectors into this process once and
+searches them with numpy. Index parameters are sent as a JSON `params` entry and read back with
+describe_index: pymilvus 3 with milvus-lite silently drops them otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from . import query
+from .errors import BadOption, SimdexError, StoreNotFound, UnknownVersion, UnknownWord
+from .store import Store, Version
+
+TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
+REQUEST_BYTES = 32 << 20    # each insert stays well under the server's 64 MB gRPC limit
+QUERY_ROWS = 16_384         # rows per query / iterator batch (Milvus caps a query's limit)
+HNSW = {"M": 16, "efConstruction": 200}
+EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
+EXACT_HEAD = 50_000         # --restrict N up to this: exact search over the first N rows
+_ADDRESS = re.compile(r"^(milvus|milvus-lite)://(.+)/([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class MilvusFault(SimdexError):
+    """The server unreachable, a wrong token, a collection that vanished: names the address."""
+
+
+def parse_address(location: str) -> tuple[str, str, str | None, str]:
+    """(uri for MilvusClient, store name, token, the address as given)."""
+    match = _ADDRESS.match(location.rstrip("/"))
+    if match is None:
+        raise BadOption(f"{location}: a Milvus address is milvus://HOST:PORT/NAME or milvus-lite://PATH.db/NAME "
+                        f"(NAME: letters, digits and _)")
+    scheme, where, name = match.groups()
+    if scheme == "milvus":
+        uri = where if where.startswith(("http://", "https://")) else f"http://{where}"
+        return uri, name, os.environ.get(TOKEN_VARIABLE) or None, location
+    return os.path.abspath(where), name, None, location
+
+
+class MilvusStore(Store):
+    def __init__(self, location: str, client, name: str, version: int | None = None):
+        self._location, self.client, self.name = location, client, name
+        self._pinned = version
+        self._version: Version | None = None
+        self._keys = self._key_to_id = self._matrix = None
+        self._searcher = None
+        self._loaded: set[str] = set()
+        self._head = None
+
+    @classmethod
+    def handles(cls, location: str) -> bool:
+        return location.startswith(("milvus://", "milvus-lite://"))
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, location: str):
+        uri, name, token, _ = parse_address(str(location))
+        import logging
+
+        from pymilvus import MilvusClient
+
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its failures reach the user as one Error line
+
+        try:
+            client = MilvusClient(uri=uri, token=token or "", timeout=10)
+        except Exception as e:
+            raise MilvusFault(f"{location}: cannot reach Milvus ({_reason(e)})") from None
+        return client, name
+
+    @classmethod
+    def open(cls, location, version: int | None = None, read_only: bool = False) -> "MilvusStore":
+        client, name = cls.connect(location)
+        store = cls(str(location), client, name, version)
+        if not store.call(client.has_collection, store.meta):
+            raise StoreNotFound(location, "no simdex store at this Milvus address")
+        if version is not None:
+            store.get_version(version)
+        return store
+
+    @classmethod
+    def create(cls, location) -> "MilvusStore":
+        client, name = cls.connect(location)
+        store = cls(str(location), client, name)
+        if not store.call(client.has_collection, store.meta):
+            from pymilvus import DataType, MilvusClient
+
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("version", DataType.INT64, is_primary=True)
+            schema.add_field("record", DataType.VARCHAR, max_length=65_535)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants one; unused
+            index = client.prepare_index_params()
+            index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+            store.call(client.create_collection, store.meta, schema=schema, index_params=index)
+        return store
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:
+            pass
+
+    @property
+    def meta(self) -> str:
+        return f"simdex_{self.name}_versions"
+
+    @property
+    def alias(self) -> str:
+        return f"simdex_{self.name}"
+
+    def collection(self, number: int) -> str:
+        return f"simdex_{self.name}_v{number}"
+
+    def call(self, action, *args, **kwargs):
+        """A Milvus call; its failures become one MilvusFault naming the address."""
+        try:
+            return action(*args, **kwargs)
+        except SimdexError:
+            raise
+        except Exception as e:
+            raise MilvusFault(f"{self.location}: {_reason(e)}") from None
+
+    # -- versions ------------------------------------------------------------------------------------
+
+    def versions(self) -> list[Version]:
+        self.call(self.client.load_collection, self.meta)
+        rows = self.call(self.client.query, self.meta, filter="version >= 0", output_fields=["record"],
+                          limit=QUERY_ROWS)
+        return sorted((Version(**json.loads(row["record"])) for row in rows), key=lambda v: v.version)
+
+    def current_version(self) -> int | None:
+        if self.alias not in self.call(self.client.list_aliases).get("aliases", []):
+            return None
+        described = self.call(self.client.describe_alias, self.alias)
+        return int(described["collection_name"].rsplit("_v", 1)[1])
+
+    def get_version(self, number: int) -> Version:
+        for version in self.versions():
+            if version.version == number:
+                return version
+        raise UnknownVersion(self.location, number, [v.version for v in self.versions()])
+
+    @property
+    def version(self) -> Version:
+        if self._version is None:
+            number = self._pinned if self._pinned is not None else self.current_version()
+            if number is None:
+                raise StoreNotFound(self.location, "this Milvus store has no version yet")
+            self._version = self.get_version(number)
+        return self._version
+
+    def set_current(self, number: int) -> Version:
+        chosen = self.get_version(number)
+        self.switch_alias(number)
+        self.refresh()
+        return chosen
+
+    def switch_alias(self, number: int) -> None:
+        """Point the store's alias at version `number`'s collection: one call."""
+        target = self.collection(number)
+        if self.current_version() is None:
+            self.call(self.client.create_alias, target, self.alias)
+        else:
+            self.call(self.client.alter_alias, target, self.alias)
+
+    def refresh(self) -> None:
+        self._version = None
+        self._keys = self._key_to_id = self._matrix = self._searcher = self._head = None
+
+    def info(self) -> dict:
+        versions = []
+        for version in self.versions():
+            versions.append({**version.summary(), "bytes": None})
+        current = self.current_version()
+        index = None
+        if current is not None:
+            tuned = self.get_version(current).config.get("index", {})
+            index = {"kind": "milvus-hnsw", "version": current, "recall_at_10": tuned.get("recall_at_10"),
+                     "params": tuned, "factory": f"HNSW{tuned.get('M', '')}", "bytes": 0, "stale": False}
+        return {"store": self.location, "current": current, "versions": versions, "index": index}
+
+    def index_state(self) -> dict | None:
+        return self.info()["index"]
+
+    def index_record(self) -> dict | None:
+        return None  # Milvus indexes its collections itself: nothing for `simdex index` to rebuild
+
+    # -- vocabulary and vectors ----------------------------------------------------------------------
+
+    @property
+    def data_collection(self) -> str:
+        """The collection of the version read, loaded (a restarted Milvus holds collections released)."""
+        name = self.collection(self.version.version)
+        if name not in self._loaded:
+            self.call(self.client.load_collection, name)
+            self._loaded.add(name)
+        return name
+
+    def _rows(self, fields: list[str]) -> dict[str, list]:
+        """Every row's `fields`, in row order (read with a query iterator, a batch at a time)."""
+        columns = {field: [None] * self.version.count for field in fields}
+        iterator = self.call(self.client.query_iterator, self.data_collection, batch_size=QUERY_ROWS, filter="row >= 0",
+                              output_fields=["row", *fields])
+        while True:
+            batch = self.call(iterator.next)
+            if not batch:
+                break
+            for record in batch:
+                for field in fields:
+                    columns[field][record["row"]] = record[field]
+        iterator.close()
+        return columns
+
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            self._keys = self._rows(["key"])["key"]
+        return self._keys
+
+    def key_to_id(self) -> dict[str, int]:
+        if self._key_to_id is None:
+            self._key_to_id = {key: i for i, key in enumerate(self.keys())}
+        return self._key_to_id
+
+    def id_of(self, word: str) -> int:
+        row = self.key_to_id().get(word)
+        if row is None:
+            raise UnknownWord(word, self.close_spellings(word))
+        return row
+
+    def keys_of(self, ids) -> list[str]:
+        keys = self.keys()
+        return [keys[i] for i in ids]
+
+    def close_spellings(self, word: str, n: int = 3) -> list[str]:
+        import difflib
+
+        return difflib.get_close_matches(word, self.keys()[:100_000], n=n, cutoff=0.75)
+
+    def norms(self) -> np.ndarray:
+        return np.array(self._rows(["norm"])["norm"], dtype=np.float32)
+
+    def norms_of(self, ids) -> np.ndarray:
+        return self.norms()[np.asarray(ids, dtype=np.int64)]
+
+    def ranks(self) -> np.ndarray:
+        return np.array(self._rows(["rank"])["rank"], dtype=np.int64)
+
+    def external_ids(self, rows) -> list:
+        if not rows:
+            return []
+        found = self.call(self.client.query, self.data_collection, ids=[int(r) for r in rows],
+                           output_fields=["row", "external_id"])
+        given = {record["row"]: record["external_id"] or None for record in found}
+        return [given.get(int(r)) for r in rows]
+
+    def row_of_text(self, text: str) -> int | None:
+        return self.key_to_id().get(text)
+
+    def row_of_external_id(self, external_id: str) -> int | None:
+        found = self.call(self.client.query, self.data_collection, filter=f"external_id == {json.dumps(external_id)}",
+                           output_fields=["row"], limit=1)
+        return found[0]["row"] if found else None
+
+    def matrix(self) -> np.ndarray:
+        """The version's vectors, read into this process once (for exact search and evaluation)."""
+        if self._matrix is None:
+            vectors = self._rows(["vector"])["vector"]
+            self._matrix = np.array(vectors, dtype=np.float32).reshape(self.version.count, self.version.dim)
+        return self._matrix
+
+    def vectors(self):
+        return self._matrix if self._matrix is not None else RemoteRows(self)
+
+    def tensor(self, device=None):
+        import torch
+
+        return torch.from_numpy(self.matrix()).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def head(self, n: int) -> np.ndarray:
+        """The first n rows' vectors, read once (the largest head read so far is kept)."""
+        if self._matrix is not None:
+            return self._matrix[:n]
+        if self._head is None or len(self._head) < n:
+            self._head = self.fetch_rows(np.arange(n))
+        return self._head[:n]
+
+    def fetch_rows(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids`, in that order (one query per 16,384 distinct ids)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        unique = np.unique(ids)
+        found = {}
+        for start in range(0, len(unique), QUERY_ROWS):
+            part = unique[start:start + QUERY_ROWS].tolist()
+            for record in self.call(self.client.query, self.data_collection, ids=part, output_fields=["row", "vector"]):
+                found[record["row"]] = record["vector"]
+        missing = [int(i) for i in unique if int(i) not in found]
+        if missing:
+            raise MilvusFault(f"{self.location}: rows {missing[:5]} of version {self.version.version} are missing")
+        return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), self.version.dim)
+
+    # -- search ----------------------------------------------------------------------------------------
+
+    def searcher(self):
+        if self._searcher is None:
+            self._searcher = MilvusSearcher(self, self.version.config.get("index", {}).get("ef", 64))
+        return self._searcher
+
+    def search_vectors(self, xq, k, *, restrict=None, exact=False, exclude=None):
+        if exact:
+            query.check_k(k)
+            return query.search(self.matrix(), xq, k, restrict=restrict, exclude=exclude)
+        return super().search_vectors(xq, k, restrict=restrict, exclude=exclude)
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        pass
+
+    def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None, parent=None,
+                    config=None, target_recall: float = 0.95) -> "MilvusWriter":
+        return MilvusWriter(self, kind=kind, dim=dim, fields=dict(source=source, sha256=sha256, format=format,
+                                                                   parent=parent, config=config or {}),
+                            target_recall=target_recall)
+
+
+class RemoteRows:
+    """A version's rows read from Milvus on demand: `rows[ids]` fetches just those vectors."""
+
+    def __init__(self, store: MilvusStore):
+        self.store = store
+        self.shape = (store.version.count, store.version.dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, ids):
+        if isinstance(ids, slice):
+            ids = np.arange(*ids.indices(self.shape[0]))
+        scalar = np.ndim(ids) == 0
+        rows = self.store.fetch_rows(np.atleast_1d(ids))
+        return rows[0] if scalar else rows
+
+
+class MilvusSearcher:
+    """Search through the collection's HNSW index; analogies over-fetch and re-rank exactly
+    (the same code as the local index: indexes/searcher.py)."""
+
+    def __init__(self, store: MilvusStore, ef: int):
+        self.store, self.ef = store, int(ef)
+        self.matrix = store.vectors()
+        self.kind = "milvus-hnsw"
+
+    def describe(self) -> str:
+        return f"Milvus HNSW (ef {self.ef}) at {self.store.location}"
+
+    def analogies(self, abc_ids, k: int, method: str = "add", restrict: int | None = None):
+        from indexes.searcher import Searcher  # the local index's over-fetch and exact re-rank
+
+        return Searcher.analogies(self, abc_ids, k, method=method, restrict=restrict)
+
+    def search(self, xq: np.ndarray, k: int, restrict: int | None = None):
+        """(D, I) for all queries in one request; -1 / -inf where fewer than k rows qualify.
+        A restriction to the first N <= EXACT_HEAD rows is searched exactly over those rows (read
+        once): a filtered HNSW search misses answers when the filter keeps few rows."""
+        if restrict and restrict < self.store.version.count and restrict <= EXACT_HEAD:
+            return query.search(self.store.head(restrict), np.asarray(xq, dtype=np.float32), k)
+        nq = len(xq)
+        D = np.full((nq, k), -np.inf, dtype=np.float32)
+        I = np.full((nq, k), -1, dtype=np.int64)
+        params = {"metric_type": "IP", "params": {"ef": max(self.ef, k)}}
+        expression = f"row < {int(restrict)}" if restrict and restrict < self.store.version.count else ""
+        for start in range(0, nq, 1024):
+            part = np.asarray(xq[start:start + 1024], dtype=np.float32)
+            hits = self.store.call(self.store.client.search, self.store.data_collection, data=part.tolist(), limit=k,
+                                    filter=expression, search_params=params, output_fields=[])
+            for q, found in enumerate(hits, start):
+                for j, hit in enumerate(found[:k]):
+                    D[q, j], I[q, j] = hit["distance"], hit["row"]
+        return D, I
+
+
+class MilvusWriter:
+    """A new version written into its own collection; see the module's notes for the order."""
+
+    def __init__(self, store: MilvusStore, *, kind: str, dim: int, fields: dict, target_recall: float):
+        self.store, self.kind, self.dim, self.fields = store, kind, dim, fields
+        self.target_recall = target_recall
+        self.number = max((v.version for v in store.versions()), default=0) + 1
+        self.name = store.collection(self.number)
+        self.count = 0
+        self.version = None
+        self._sample: list[np.ndarray] = []  # rows kept to tune the index against exact search
+        client = store.client
+        if store.call(client.has_collection, self.name):  # left by a write that died: never current
+            store.call(client.drop_collection, self.name)
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("row", DataType.INT64, is_primary=True)
+        schema.add_field("key", DataType.VARCHAR, max_length=65_535)
+        schema.add_field("norm", DataType.FLOAT)
+        schema.add_field("rank", DataType.INT64)
+        schema.add_field("external_id", DataType.VARCHAR, max_length=1024)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        store.call(client.create_collection, self.name, schema=schema)
+
+    def reuse(self, segments) -> None:
+        raise BadOption(f"{self.store.location}: this write is for a local store (train or encode locally, "
+                        f"then `simdex push`)")
+
+    revector = reuse
+
+    def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None) -> None:
+        unit_rows = np.asarray(unit_rows, dtype=np.float32)
+        per_row = self.dim * 4 + 64 + max((len(k.encode("utf-8")) for k in keys), default=0)
+        step = max(1, REQUEST_BYTES // per_row)
+        for start in range(0, len(keys), step):
+            end = min(start + step, len(keys))
+            records = [{"row": self.count + i, "key": keys[i], "norm": float(norms[i]), "rank": int(ranks[i]),
+                        "external_id": "" if external_ids is None or external_ids[i] is None else
+                        str(external_ids[i]), "vector": unit_rows[i].tolist()} for i in range(start, end)]
+            self.store.call(self.store.client.insert, self.name, records)
+            self.count += end - start
+        self._sample.append(unit_rows)  # the exact answers the index is tuned against
+
+    def commit(self, metrics: dict | None = None, make_current: bool = True, unstage=()) -> Version:
+        store, client = self.store, self.store.client
+        try:
+            store.call(client.flush, self.name)
+            tuned = self._index()
+            record = Version(version=self.number, kind=self.kind, count=self.count, dim=self.dim,
+                             source=self.fields.get("source"), sha256=self.fields.get("sha256"),
+                             format=self.fields.get("format"), parent=self.fields.get("parent"),
+                             created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                             config={**(self.fields.get("config") or {}), "index": tuned}, metrics=metrics or {})
+            store.call(client.insert, store.meta, [{"version": self.number, "record": json.dumps(asdict(record)),
+                                                     "vector": [0.0, 0.0]}])
+            store.call(client.flush, store.meta)
+            if make_current:
+                store.switch_alias(self.number)
+        except BaseException:
+            self.abort()
+            raise
+        store.refresh()
+        self.version = record
+        return record
+
+    def _index(self) -> dict:
+        """Build the HNSW index, check Milvus applied its parameters, load the collection and pick
+        the smallest ef whose recall@10 on sample rows reaches the target (against exact search)."""
+        store, client = self.store, self.store.client
+        index = client.prepare_index_params()
+        index.add_index(field_name="vector", index_name="vector", index_type="HNSW", metric_type="IP",
+                        params={"params": json.dumps(HNSW)})
+        store.call(client.create_index, self.name, index)
+        applied = store.call(client.describe_index, self.name, index_name="vector").get("params", {})
+        if {key: applied.get(key) for key in HNSW} != HNSW:
+            raise MilvusFault(f"{store.location}: Milvus did not apply the index parameters {HNSW} (it reports "
+                              f"{applied})")
+        store.call(client.load_collection, self.name)
+        matrix = np.concatenate(self._sample) if self._sample else np.zeros((0, self.dim), np.float32)
+        rng = np.random.default_rng(0)
+        sample = rng.choice(len(matrix), size=min(200, len(matrix)), replace=False)
+        k = min(10, len(matrix))
+        if k == 0:
+            return {**HNSW, "ef": 64, "recall_at_10": None}
+        _, truth = query.search(matrix, matrix[sample], k)
+        for ef in EF_CHOICES:
+            hits = store.call(client.search, self.name, data=matrix[sample].tolist(), limit=k,
+                               search_params={"metric_type": "IP", "params": {"ef": max(ef, k)}}, output_fields=[])
+            found = [{hit["row"] for hit in row} for row in hits]
+            recall = float(np.mean([len(found[q] & set(truth[q].tolist())) / k for q in range(len(sample))]))
+            if recall >= self.target_recall or ef == EF_CHOICES[-1]:
+                return {**HNSW, "ef": ef, "recall_at_10": round(recall, 4), "target_recall": self.target_recall}
+
+    def abort(self) -> None:
+        try:
+            self.store.client.drop_collection(self.name)
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.version is None:
+            self.abort()
+        return False
+
+
+def _reason(error: Exception) -> str:
+    text = str(getattr(error, "message", "") or error).strip().splitlines()[0] if str(error).strip() else ""
+    return text or error.__class__.__name__

@@ -1,0 +1,60 @@
+"""`simdex push` and `simdex pull`: a store's current version copied between backends.
+
+    push(Store.open("default"), "milvus://db.example:19530/glove")
+    pull("milvus://db.example:19530/glove", "~/stores/glove")
+
+The copy goes through the Store interface on both sides (a writer's append and commit), in
+batches, so either side may be local or Milvus; the destination's new version becomes current
+only when it is complete (and, in Milvus, indexed and tuned).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .store import Store
+
+BATCH_ROWS = 50_000
+
+
+@dataclass
+class TransferResult:
+    version: int
+    count: int
+    dim: int
+    seconds: float
+    source: str
+    destination: str
+
+    JSON_FIELDS = ("version", "count", "dim", "seconds", "source", "destination")
+
+
+def copy_version(source: Store, destination: Store, progress=None) -> TransferResult:
+    from .local import text_hash
+
+    started = time.perf_counter()
+    version = source.version
+    keys, norms, ranks = source.keys(), source.norms(), source.ranks()
+    sentences = version.kind == "sentences"
+    with destination.new_version(kind=version.kind, dim=version.dim, source=version.source, sha256=version.sha256,
+                                 format=version.format, parent=None,
+                                 config={**version.config, "copied_from": f"{source.location} v{version.version}"}
+                                 ) as writer:
+        vectors = source.vectors()
+        for start in range(0, version.count, BATCH_ROWS):
+            end = min(start + BATCH_ROWS, version.count)
+            rows = np.asarray(vectors[np.arange(start, end)], dtype=np.float32)
+            part = keys[start:end]
+            extra = {}
+            if sentences:
+                extra = {"hashes": [text_hash(text) for text in part],
+                         "external_ids": source.external_ids(list(range(start, end)))}
+            writer.append(rows, part, norms[start:end], ranks[start:end], **extra)
+            if progress:
+                progress(end, version.count)
+        written = writer.commit(metrics=version.metrics)
+    return TransferResult(written.version, written.count, written.dim, time.perf_counter() - started,
+                          source.location, destination.location)
