@@ -218,7 +218,7 @@ def info_table(record) -> list[str]:
     index = record["index"]
     lines.append("index    none" if index is None else
                  f"index    {index['kind']} ({index['factory']}) on v{index['version']}, recall@10 "
-                 f"{index['recall_at_10']:.4f}, {index['bytes'] / 2**20:,.1f} MiB"
+                 f"{index['recall_at_10']:.4f}" + (f", {index['bytes'] / 2**20:,.1f} MiB" if index["bytes"] else "")
                  + (f"  (stale: the current version is v{record['current']})" if index.get("stale") else ""))
     return lines
 

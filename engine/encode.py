@@ -58,7 +58,10 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
     check_positive("--max-length", max_length)
     check_positive("--batch-size", batch_size)
-    store.require_local_files("encode")
+    if not store.local_files:
+        return _encode_through_local(store, path, model=model, pooling=pooling, max_length=max_length,
+                                     quantize=quantize, device=device, column=column, id_column=id_column,
+                                     batch_size=batch_size, progress=progress, stdin=stdin)
     parent = store.version if store.versions() else None
     if parent is not None and parent.kind != "sentences":
         raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "
@@ -121,6 +124,33 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     return EncodeResult(version, counts["added"], counts["duplicates"], report.skipped_empty, counts["truncated"],
                         count, encoder.dim, time.perf_counter() - started, load_seconds, resumed,
                         parent and parent.version)
+
+
+def _encode_through_local(store, path: str, **options) -> EncodeResult:
+    """Encode into a store without a folder of its own (Milvus): in a temporary local store that
+    starts from the current version (so stored texts are not encoded again), whose result is
+    then copied over as the new version. An interrupted run starts again from the beginning."""
+    import tempfile
+
+    from .local import LocalStore
+    from .transfer import copy_version
+
+    if options.get("quantize") == "int8" or (store.versions() and store.version.config.get("quantize") == "int8"):
+        raise BadOption(f"{store.location}: --quantize int8 keeps its quantised model in a local store's folder; "
+                        f"encode into a local store and `simdex push` it")
+    parent = store.version if store.versions() else None
+    with tempfile.TemporaryDirectory(prefix="simdex-encode-") as tmp:
+        local = LocalStore.create(Path(tmp) / "store")
+        if parent is not None:
+            copy_version(store, local)
+        result = encode_input(local, path, **options)
+        if parent is not None:
+            result.parent = parent.version
+        if result.added or parent is None:
+            result.version = copy_version(local, store, parent=result.parent).version
+        else:
+            result.version = parent.version
+    return result
 
 
 def _encoder_for(parent, model, pooling, max_length, quantize, device, store_path):

@@ -199,17 +199,17 @@ class MilvusStore(Store):
     def info(self) -> dict:
         versions = []
         for version in self.versions():
-            versions.append({**version.summary(), "bytes": None})
+            versions.append({**version.summary(), "bytes": version.count * version.dim * 4})  # the vectors
         current = self.current_version()
         index = None
         if current is not None:
             tuned = self.get_version(current).config.get("index", {})
             index = {"kind": "milvus-hnsw", "version": current, "recall_at_10": tuned.get("recall_at_10"),
-                     "params": tuned, "factory": f"HNSW{tuned.get('M', '')}", "bytes": 0, "stale": False}
+                     "params": tuned, "factory": f"HNSW{tuned.get('M', '')}", "bytes": None, "stale": False}
         return {"store": self.location, "current": current, "versions": versions, "index": index}
 
     def index_state(self) -> dict | None:
-        return self.info()["index"]
+        return None  # Milvus indexes each version as it is written: nothing for `simdex index` to do
 
     def index_record(self) -> dict | None:
         return None  # Milvus indexes its collections itself: nothing for `simdex index` to rebuild

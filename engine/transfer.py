@@ -32,7 +32,9 @@ class TransferResult:
     JSON_FIELDS = ("version", "count", "dim", "seconds", "source", "destination")
 
 
-def copy_version(source: Store, destination: Store, progress=None) -> TransferResult:
+def copy_version(source: Store, destination: Store, progress=None, parent: int | None = None) -> TransferResult:
+    """Copy `source`'s version into a new current version of `destination` (`parent`: the
+    destination version it follows, if any)."""
     from .local import text_hash
 
     started = time.perf_counter()
@@ -40,7 +42,7 @@ def copy_version(source: Store, destination: Store, progress=None) -> TransferRe
     keys, norms, ranks = source.keys(), source.norms(), source.ranks()
     sentences = version.kind == "sentences"
     with destination.new_version(kind=version.kind, dim=version.dim, source=version.source, sha256=version.sha256,
-                                 format=version.format, parent=None,
+                                 format=version.format, parent=parent,
                                  config={**version.config, "copied_from": f"{source.location} v{version.version}"}
                                  ) as writer:
         vectors = source.vectors()

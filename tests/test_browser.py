@@ -138,3 +138,35 @@ def test_phone_width_keeps_the_page_usable(server, browser):
         assert browser.find_element(By.ID, "map").size["width"] <= 390
     finally:
         browser.set_window_size(1100, 900)
+
+
+def test_a_sentence_store_is_searched_from_the_page(browser, tmp_path):
+    import uvicorn
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+
+    from cli import cli
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a gripping thriller with a twist\na dull and lifeless comedy\nthe soup was cold\n")
+    store = tmp_path / "sentences"
+    assert CliRunner().invoke(cli, ["encode", str(texts), "--store", str(store)]).exit_code == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(str(store)), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait_for(browser, lambda: "sentences" in browser.find_element(By.ID, "served").text)
+        browser.find_element(By.ID, "q").send_keys("an exciting suspense film")
+        browser.find_element(By.CSS_SELECTOR, "#query-form button").click()
+        wait_for(browser, lambda: len(neighbour_words(browser)) == 3)
+        assert neighbour_words(browser)[0] == "a gripping thriller with a twist"
+        assert not browser.find_element(By.ID, "map").is_displayed()
+    finally:
+        server.should_exit = True
+        thread.join(10)

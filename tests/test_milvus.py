@@ -97,6 +97,19 @@ def test_the_commands_on_a_milvus_address(stores, tmp_path):
     assert (tmp_path / "milvus.txt").read_bytes() == (tmp_path / "local.txt").read_bytes()
 
 
+def test_the_explorer_serves_a_milvus_store(stores):
+    from starlette.testclient import TestClient
+
+    from web.app import create_app
+
+    local, _, address = stores
+    with TestClient(create_app(address)) as client:
+        answers = client.get("/api/neighbors", params={"q": "paris", "k": 5}).json()
+        assert [a["word"] for a in answers] == [w for w, _ in local.neighbors("paris", k=5, exact=True)]
+        assert client.get("/api/map", params={"q": "paris", "k": 5}).json()["points"][0]["word"] == "paris"
+        assert client.get("/api/info").json()["served"] == address
+
+
 def test_versions_use_and_pull(tmp_path):
     address = f"milvus-lite://{tmp_path}/m.db/words"
     runner = CliRunner()
@@ -170,8 +183,26 @@ def test_sentences_pushed_and_searched(tmp_path):
     assert [text for text, _ in found] == [text for text, _ in expected]
     np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], atol=1e-5)
     assert there.version.kind == "sentences" and there.version.config["model"] == here.version.config["model"]
-    refused = runner.invoke(cli, ["encode", str(texts), "--store", address])
-    assert refused.exit_code == 1 and "encode writes into a local store" in refused.output, refused.output
+
+
+def test_encode_into_milvus(tmp_path):
+    address = f"milvus-lite://{tmp_path}/e.db/reviews"
+    runner = CliRunner()
+    first = write_text(tmp_path / "first.txt", ["a gripping thriller with a twist", "the soup was cold"])
+    result = runner.invoke(cli, ["encode", str(first), "--store", address, "--json"])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["version"], json.loads(result.stdout)["added"]) == (1, 2)
+    more = write_text(tmp_path / "more.txt", ["the soup was cold", "a dull and lifeless comedy"])
+    result = runner.invoke(cli, ["encode", str(more), "--store", address, "--json"])
+    record = json.loads(result.stdout)
+    assert (record["version"], record["parent"], record["added"], record["duplicates"], record["count"]) == \
+        (2, 1, 1, 1, 3)
+    store = Store.open(address)
+    assert store.keys() == ["a gripping thriller with a twist", "the soup was cold", "a dull and lifeless comedy"]
+    assert store.search("a boring film", k=1)[0][0] == "a dull and lifeless comedy"
+    assert [v.parent for v in store.versions()] == [None, 1]
+    refused = runner.invoke(cli, ["encode", str(more), "--quantize", "int8", "--store", f"milvus-lite://{tmp_path}/q.db/x"])
+    assert refused.exit_code == 1 and "int8" in refused.output and "simdex push" in refused.output, refused.output
 
 
 def free_port() -> int:

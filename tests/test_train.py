@@ -113,6 +113,23 @@ def test_lineage_use_and_predict(tmp_path):
     assert missing.exit_code == 1 and "no classifier for version 1" in missing.output
 
 
+def test_the_index_is_rebuilt_and_compare_freeze_prints_both(tmp_path):
+    store = tiny_sentiment_store(tmp_path)
+    data = str(tiny_reviews(tmp_path / "reviews.csv"))
+    runner = CliRunner()
+    env = {"SIMDEX_STORE": str(store.path)}
+    assert runner.invoke(cli, ["index", "build", "--kind", "flat"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["train", "sentiment", data, "--text-column", "review", "--label-column",
+                                 "sentiment", "--epochs", "4", "--compare-freeze"], env=env)
+    assert result.exit_code == 0, result.output
+    header, accuracy = result.stdout.splitlines()[:2]
+    assert header.split() == ["frozen", "fine-tuned"] and accuracy.startswith("val_accuracy")
+    assert "frozen: the word vectors did not change" in result.stdout
+    assert "the flat index was rebuilt for version 2" in result.stderr
+    info = json.loads(runner.invoke(cli, ["info", "--json"], env=env).stdout)
+    assert info["current"] == 2 and info["index"]["version"] == 2 and not info["index"]["stale"]
+
+
 def test_frozen_and_random_runs_write_no_version(tmp_path):
     store = tiny_sentiment_store(tmp_path)
     data = str(tiny_reviews(tmp_path / "reviews.csv"))

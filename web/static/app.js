@@ -3,6 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 let points = [];
+let sentences = false;  // the store holds sentences: search texts, no map, no analogies
 
 async function api(route, params) {
   const response = await fetch(`/api/${route}?` + new URLSearchParams(params));
@@ -39,12 +40,14 @@ async function render() {
   $("message").hidden = true;
   $("neighbors").innerHTML = "";
   try {
-    const [answers, map] = await Promise.all([api("neighbors", { q, k }), api("map", { q, k })]);
+    // a sentence store answers any text through /api/search; a word store draws the map too
+    const [answers, map] = sentences ? [await api("search", { q, k }), { points: [] }]
+      : await Promise.all([api("neighbors", { q, k }), api("map", { q, k })]);
     for (const answer of answers) {
       const item = document.createElement("li");
       const link = document.createElement("a");
-      link.textContent = answer.word;
-      link.onclick = () => go(answer.word);
+      link.textContent = answer.word ?? answer.text;
+      link.onclick = () => go(link.textContent);
       const score = document.createElement("span");
       score.className = "score";
       score.textContent = answer.score.toFixed(4);
@@ -111,7 +114,7 @@ let suggestTimer = null;
 $("q").addEventListener("input", () => {
   clearTimeout(suggestTimer);
   const prefix = $("q").value.trim();
-  if (!prefix || prefix.includes(" ")) return;
+  if (sentences || !prefix || prefix.includes(" ")) return;
   suggestTimer = setTimeout(async () => {
     try {
       const found = await api("suggest", { prefix, k: 10 });
@@ -165,6 +168,12 @@ $("similarity-form").addEventListener("submit", async (event) => {
 window.addEventListener("hashchange", render);
 api("info", {}).then((info) => {
   const version = info.versions.find((v) => v.version === info.current);
-  $("served").textContent = `serving ${info.served}` + (version ? ` · v${version.version}, ${version.count.toLocaleString()} × ${version.dim}` : "");
-}).catch(() => {});
-render();
+  $("served").textContent = `serving ${info.served}` + (version ? ` · v${version.version}, ${version.count.toLocaleString()} × ${version.dim} ${version.kind}` : "");
+  sentences = Boolean(version && version.kind === "sentences");
+  if (sentences) {
+    document.body.classList.add("sentences");
+    $("q").placeholder = "a gripping thriller";
+    $("query-form").querySelector("label").textContent = "Search the stored texts";
+    $("query-form").querySelector("button").textContent = "Search";
+  }
+}).catch(() => {}).finally(render);
