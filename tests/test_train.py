@@ -106,6 +106,10 @@ def test_lineage_use_and_predict(tmp_path):
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert [(r["text"], r["label"]) for r in rows] == [("a superb lovely film", "pos"), ("a dreadful dull plot", "neg")]
     assert all(0.5 < r["probability"] <= 1 for r in rows)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a superb lovely film\n\na dreadful dull plot\n")
+    from_file = runner.invoke(cli, ["predict", "--file", str(texts)], env=env)
+    assert from_file.exit_code == 0 and [line.split()[0] for line in from_file.stdout.splitlines()] == ["pos", "neg"]
 
     assert runner.invoke(cli, ["use", "1"], env=env).exit_code == 0
     assert Store.open(store.path).version.version == 1
