@@ -59,6 +59,10 @@ class StoreReadOnly(StoreFault):
         super().__init__(path, f"the store is read-only ({why}): queries work, writes cannot", unchanged=False)
 
 
+class MilvusFault(SimdexError):
+    """Milvus unreachable, a refused token, a collection that vanished: names the address."""
+
+
 class UnknownVersion(SimdexError):
     def __init__(self, path, version, known):
         self.version = version
