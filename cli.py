@@ -491,17 +491,19 @@ class TrainProgress:
     def __init__(self):
         self.tty = sys.stderr.isatty()
         self.last = 0.0
+        self.epoch_started = 0.0  # when the epoch under way began (the previous one's end)
 
     def __call__(self, epoch, epochs, seen, total, loss, elapsed, accuracy=None):
         now = time.perf_counter()
         if accuracy is not None:
             line = f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}  validation accuracy {accuracy:.4f}  ({elapsed:.0f}s)"
             click.echo(("\r" + line + " " * 10) if self.tty else line, err=True)
+            self.epoch_started = elapsed
             return
-        if now - self.last < (0.5 if self.tty else 10.0):
+        if now - self.last < (0.5 if self.tty else 10.0) or elapsed - self.epoch_started < 1.0:
             return
         self.last = now
-        rate = seen / max(elapsed - getattr(self, "epoch_start", 0.0), 1e-9) if seen else 0.0
+        rate = seen / max(elapsed - self.epoch_started, 1e-9) if seen else 0.0
         line = (f"epoch {epoch + 1}/{epochs}: {100 * seen / total:5.1f}%  loss {loss:.4f}  {rate:,.0f} examples/s  "
                 f"ETA {(total - seen) / max(rate, 1e-9):,.0f}s")
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
@@ -597,7 +599,11 @@ def train_table(r) -> list[str]:
         lines.append(r.note)
     if r.version is not None:
         lines.append(f"version {r.version} (from v{r.parent}) is current: the fine-tuned vectors of "
-                     f"{r.vocabulary:,} words" + (f", {r.new_words:,} new" if r.new_words else ""))
+                     f"{r.vocabulary - r.new_words:,} stored words" +
+                     (f" and {r.new_words:,} new ones" if r.new_words and r.added_new_words else ""))
+    if r.new_words and not r.added_new_words:
+        lines.append(f"{r.new_words:,} words of the data are not in the store: trained for the classifier only "
+                     f"(--add-new-words adds them)")
     report = r.report or {}
     if "polarity" in report and "polar_words" in report["polarity"]:
         p = report["polarity"]

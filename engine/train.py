@@ -81,11 +81,13 @@ class TrainResult:
     new_words: int              # of them not in the store (added with add_new_words)
     freeze: bool
     data: str
+    added_new_words: bool = False  # whether the new words joined the store's vocabulary
     report: dict = field(default_factory=dict)  # the drift report (engine/drift.py), filled later
     note: str = ""
 
     JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
-                   "train_examples", "val_examples", "vocabulary", "new_words", "freeze", "data", "note", "report")
+                   "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "freeze", "data", "note",
+                   "report")
 
 
 class Data:
@@ -224,11 +226,11 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
+        _save_checkpoint(checkpoint_path, identity, model, optimizers + schedules, epoch + 1, best, best_state,
+                         best_epoch)
         if progress:
             progress(epoch, cfg.epochs, None, None, total_loss / max(seen, 1), time.perf_counter() - started,
                      accuracy=accuracy)
-        _save_checkpoint(checkpoint_path, identity, model, optimizers + schedules, epoch + 1, best, best_state,
-                         best_epoch)
         if stale >= cfg.patience:
             break
     train_seconds = time.perf_counter() - started
@@ -236,7 +238,8 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
     accuracy, f1 = evaluate(model, data, data.val, cfg, buckets)
     result = TrainResult(None, parent.version, cfg.model, accuracy, f1, train_seconds, epochs_run, best_epoch,
                          len(data.train), len(data.val), len(data.words) - 2, len(data.new_words), cfg.freeze,
-                         source)
+                         source, added_new_words=bool(cfg.add_new_words and data.new_words and not cfg.freeze
+                                                      and cfg.init == "store"))
     classifier = {"config": asdict(cfg), "state": model.state_dict(), "words": data.words, "labels": names,
                   "buckets": buckets, "frequent_ngrams": data.frequent_ngrams, "val_accuracy": accuracy, "data": source}
     if cfg.freeze or cfg.init == "random":
