@@ -40,6 +40,19 @@ def exact_option(command):
     return click.option("--exact", is_flag=True, help="Brute force, even when an index exists.")(command)
 
 
+def file_option(command):
+    return click.option("--file", "lines_file", type=click.File("r", encoding="utf-8"),
+                        help="Read one per line ('-' for stdin).")(command)
+
+
+def arguments_and_lines(arguments, lines_file, what: str) -> list[str]:
+    """The command's arguments, then the non-empty lines of --file; a usage error if none."""
+    texts = list(arguments) + ([line.strip() for line in lines_file if line.strip()] if lines_file else [])
+    if not texts:
+        raise click.UsageError(f"give at least one {what}, or --file")
+    return texts
+
+
 def version_option(what: str = "Query"):
     return click.option("--version", "version", type=int,
                         help=f"{what} this version instead of the current one.")
@@ -329,12 +342,11 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
 @click.argument("texts", nargs=-1)
 @k_option
 @exact_option
-@click.option("--file", "query_file", type=click.File("r", encoding="utf-8"),
-              help="Read one query per line ('-' for stdin).")
+@file_option
 @version_option()
 @store_options
 @user_errors
-def search(texts, k, exact, query_file, version, store_path, as_json):
+def search(texts, k, exact, lines_file, version, store_path, as_json):
     """The stored texts nearest to each TEXT (encoded with the store's own model and settings).
 
     \b
@@ -342,9 +354,7 @@ def search(texts, k, exact, query_file, version, store_path, as_json):
         simdex search "a gripping thriller" --store reviews
         simdex search --file queries.txt -k 5 --json --store reviews
     """
-    texts = list(texts) + ([line.strip() for line in query_file if line.strip()] if query_file else [])
-    if not texts:
-        raise click.UsageError("give at least one TEXT, or --file")
+    texts = arguments_and_lines(texts, lines_file, "TEXT")
     with open_store(store_path, version) as store:
         answers = store.search_many(texts, k=k, exact=exact)
         show_notice(store)
@@ -367,12 +377,11 @@ def shorten(text: str, width: int = 100) -> str:
 @k_option
 @click.option("--restrict", type=click.IntRange(min=1), help="Search only the first N words (the most frequent).")
 @exact_option
-@click.option("--file", "query_file", type=click.File("r", encoding="utf-8"),
-              help="Read one query per line ('-' for stdin).")
+@file_option
 @version_option()
 @store_options
 @user_errors
-def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_json):
+def neighbors(queries, k, restrict, exact, lines_file, version, store_path, as_json):
     """Nearest words to each QUERY: a word or an expression like "king - man + woman".
 
     \b
@@ -381,11 +390,7 @@ def neighbors(queries, k, restrict, exact, query_file, version, store_path, as_j
         simdex neighbors "king - man + woman" -k 5
         simdex neighbors --file queries.txt --json
     """
-    texts = list(queries)
-    if query_file is not None:
-        texts += [line.strip() for line in query_file if line.strip()]
-    if not texts:
-        raise click.UsageError("give at least one QUERY, or --file")
+    texts = arguments_and_lines(queries, lines_file, "QUERY")
     with open_store(store_path, version) as store:
         if len(texts) == 1:
             answers = [store.neighbors(texts[0], k=k, restrict=restrict, exact=exact)]
@@ -625,12 +630,11 @@ def train_table(r) -> list[str]:
 
 @cli.command()
 @click.argument("texts", nargs=-1)
-@click.option("--file", "text_file", type=click.File("r", encoding="utf-8"),
-              help="Texts to label, one per line (- for stdin).")
+@file_option
 @version_option("Use the classifier of")
 @store_options
 @user_errors
-def predict(texts, text_file, version, store_path, as_json):
+def predict(texts, lines_file, version, store_path, as_json):
     """Label texts with the last classifier trained on the current version.
 
     \b
@@ -640,9 +644,7 @@ def predict(texts, text_file, version, store_path, as_json):
     """
     from engine.predict import predict as predict_texts
 
-    texts = list(texts) + ([line.rstrip("\n") for line in text_file if line.strip()] if text_file else [])
-    if not texts:
-        raise click.UsageError("give TEXT arguments or --file")
+    texts = arguments_and_lines(texts, lines_file, "TEXT")
     with open_store(store_path, version) as store:
         predictions = predict_texts(store, texts)
     output(as_json, predictions, lambda p: f"{p.label:<9} {p.probability:.4f}  {shorten(p.text, 80)}")

@@ -281,14 +281,18 @@ class LocalStore(Store):
 
     def norms_of(self, ids) -> np.ndarray:
         """The original norms of the given rows, in the given order."""
+        return np.array(self._vocab_values("norm", ids), dtype=np.float32)
+
+    def _vocab_values(self, column: str, rows) -> list:
+        """One vocabulary column's value for each of the version's rows, in the given order."""
         segments = self.segments()
         starts = [s.start for s in segments]
-        norms = []
-        for i in (int(i) for i in ids):
+        values = []
+        for i in (int(i) for i in rows):
             segment = segments[bisect.bisect_right(starts, i) - 1]
-            norms.append(self.conn.execute("SELECT norm FROM vocab WHERE segment = ? AND row = ?",
-                                           (segment.keys, i - segment.start)).fetchone()[0])
-        return np.array(norms, dtype=np.float32)
+            values.append(self.conn.execute(f"SELECT {column} FROM vocab WHERE segment = ? AND row = ?",
+                                            (segment.keys, i - segment.start)).fetchone()[0])
+        return values
 
     def ranks(self) -> np.ndarray:
         return np.array(self._column("rank"), dtype=np.int64)
@@ -366,14 +370,7 @@ class LocalStore(Store):
 
     def external_ids(self, rows) -> list:
         """The external id of each row (None where the input gave none)."""
-        segments = self.segments()
-        starts = [s.start for s in segments]
-        out = []
-        for i in (int(i) for i in rows):
-            segment = segments[bisect.bisect_right(starts, i) - 1]
-            out.append(self.conn.execute("SELECT external_id FROM vocab WHERE segment = ? AND row = ?",
-                                         (segment.keys, i - segment.start)).fetchone()[0])
-        return out
+        return self._vocab_values("external_id", rows)
 
     def forget_seen(self) -> None:
         """Start a new input: no text seen yet (a temporary table, on disk, not in memory)."""

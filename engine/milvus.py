@@ -61,7 +61,7 @@ class MilvusStore(Store):
         self._keys = self._key_to_id = self._matrix = None
         self._searcher = None
         self._loaded: set[str] = set()
-        self._head = None
+        self._head = self._norms = None
 
     @classmethod
     def handles(cls, location: str) -> bool:
@@ -185,7 +185,7 @@ class MilvusStore(Store):
 
     def refresh(self) -> None:
         self._version = None
-        self._keys = self._key_to_id = self._matrix = self._searcher = self._head = None
+        self._keys = self._key_to_id = self._matrix = self._searcher = self._head = self._norms = None
 
     def info(self) -> dict:
         versions = []
@@ -257,7 +257,9 @@ class MilvusStore(Store):
         return difflib.get_close_matches(word, self.keys()[:100_000], n=n, cutoff=0.75)
 
     def norms(self) -> np.ndarray:
-        return np.array(self._rows(["norm"])["norm"], dtype=np.float32)
+        if self._norms is None:  # read once: n_similarity asks for a few rows' norms at a time
+            self._norms = np.array(self._rows(["norm"])["norm"], dtype=np.float32)
+        return self._norms
 
     def norms_of(self, ids) -> np.ndarray:
         return self.norms()[np.asarray(ids, dtype=np.int64)]

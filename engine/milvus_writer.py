@@ -14,13 +14,14 @@ import numpy as np
 from . import query
 from .errors import BadOption, MilvusFault
 from .store import Version
+from .writer import AbortOnError
 
 REQUEST_BYTES = 32 << 20    # each insert stays well under the server's 64 MB gRPC limit
 HNSW = {"M": 16, "efConstruction": 200}
 EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
 
 
-class MilvusWriter:
+class MilvusWriter(AbortOnError):
     """A new version written into its own collection; see the module's notes for the order."""
 
     def __init__(self, store, *, kind: str, dim: int, fields: dict, target_recall: float):
@@ -119,11 +120,3 @@ class MilvusWriter:
             self.store.client.drop_collection(self.name)
         except Exception:
             pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and self.version is None:
-            self.abort()
-        return False

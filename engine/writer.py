@@ -42,7 +42,22 @@ class _NewSegment:
         return self.matrix.rows
 
 
-class VersionWriter:
+class AbortOnError:
+    """A version writer as a context manager: leaving the block with an exception before commit
+    (Ctrl-C included) aborts the write. Subclasses set `version` on commit and define abort()."""
+
+    version = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.version is None:
+            self.abort()
+        return False
+
+
+class VersionWriter(AbortOnError):
     """Writes a new version; a context manager: leaving the block with an exception (Ctrl-C
     included) rolls everything back. The transaction holds the store's write lock for the
     writer's life; readers carry on (WAL)."""
@@ -150,13 +165,6 @@ class VersionWriter:
         for segment in self._new:
             segment.matrix.abort()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and self.version is None:
-            self.abort()
-        return False
 
 
 def stage_segment(store, job: str, *, kind: str, unit_rows: np.ndarray, keys, norms, ranks, hashes=None,
