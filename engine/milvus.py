@@ -35,6 +35,7 @@ from .errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownV
 from .store import Store, Version
 
 TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
+REQUEST_VARIABLE = "SIMDEX_MILVUS_REQUEST_MB"   # bytes per request, for servers set below the 64 MB default
 QUERY_ROWS = 16_384         # rows per query / iterator batch (Milvus caps a query's limit)
 EXACT_HEAD = 50_000         # --restrict N up to this: exact search over the first N rows
 _ADDRESS = re.compile(r"^(milvus|milvus-lite)://(.+)/([A-Za-z_][A-Za-z0-9_]*)$")
@@ -85,6 +86,9 @@ class MilvusStore(Store):
         try:
             client = MilvusClient(uri=uri, token=token or "", timeout=10)
         except Exception as e:
+            if _listening(uri):  # the server answers but refused us: the token, not the network
+                raise MilvusFault(f"{location}: Milvus refused the connection: wrong or missing token "
+                                  f"(set {TOKEN_VARIABLE} to USER:PASSWORD or an API key; {_reason(e)})") from None
             raise MilvusFault(f"{location}: cannot connect to Milvus ({_reason(e)})") from None
         return client, name
 
@@ -145,7 +149,7 @@ class MilvusStore(Store):
     def versions(self) -> list[Version]:
         self.call(self.client.load_collection, self.meta)
         rows = self.call(self.client.query, self.meta, filter="version >= 0", output_fields=["record"],
-                          limit=QUERY_ROWS)
+                          limit=QUERY_ROWS, consistency_level="Strong")  # a version just written is seen
         return sorted((Version(**json.loads(row["record"])) for row in rows), key=lambda v: v.version)
 
     def current_version(self) -> int | None:
@@ -393,16 +397,54 @@ class MilvusSearcher:
         I = np.full((nq, k), -1, dtype=np.int64)
         params = {"metric_type": "IP", "params": {"ef": max(self.ef, k)}}
         expression = f"row < {int(restrict)}" if restrict and restrict < self.store.version.count else ""
-        for start in range(0, nq, 1024):
-            part = np.asarray(xq[start:start + 1024], dtype=np.float32)
+        step = max(1, min(1024, request_bytes() // (4 * xq.shape[1] + 64)))
+        for start in range(0, nq, step):
+            part = np.asarray(xq[start:start + step], dtype=np.float32)
             hits = self.store.call(self.store.client.search, self.store.data_collection, data=part.tolist(), limit=k,
                                     filter=expression, search_params=params, output_fields=[])
             for q, found in enumerate(hits, start):
                 for j, hit in enumerate(found[:k]):
-                    D[q, j], I[q, j] = hit["distance"], hit["row"]
+                    D[q, j], I[q, j] = hit["distance"], hit.id  # the primary key, "row" (named "id" by some servers)
         return D, I
 
 
+def request_bytes() -> int:
+    """The bytes one insert or search request may carry: half the server's default 64 MB gRPC
+    limit, or SIMDEX_MILVUS_REQUEST_MB for a server configured lower."""
+    given = os.environ.get(REQUEST_VARIABLE)
+    if not given:
+        return 32 << 20
+    try:
+        megabytes = float(given)
+        assert megabytes > 0
+    except (ValueError, AssertionError):
+        raise BadOption(f"{REQUEST_VARIABLE}={given}: give the megabytes per request, a number above 0") from None
+    return int(megabytes * (1 << 20))
+
+
+_OVER_LIMIT = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+
+
 def _reason(error: Exception) -> str:
-    text = str(getattr(error, "message", "") or error).strip().splitlines()[0] if str(error).strip() else ""
+    details = getattr(error, "details", None)  # a gRPC error: its status text, not its repr
+    text = details() if callable(details) else str(getattr(error, "message", "") or error)
+    over = _OVER_LIMIT.search(text or "")
+    if over:
+        sent, limit = map(int, over.groups())
+        return (f"a request of {sent:,} bytes is over the server's limit of {limit:,} bytes "
+                f"(proxy.grpc.serverMaxRecvSize); set {REQUEST_VARIABLE} below {limit / (1 << 20):g} and retry")
+    text = text.strip().splitlines()[0] if text and text.strip() else ""
     return text or error.__class__.__name__
+
+
+def _listening(uri: str) -> bool:
+    """Whether something accepts TCP connections at the uri's host and port."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 19530), timeout=3):
+            return True
+    except OSError:
+        return False

@@ -13,10 +13,10 @@ import numpy as np
 
 from . import query
 from .errors import BadOption, MilvusFault
+from .milvus import request_bytes
 from .store import Version
 from .writer import AbortOnError
 
-REQUEST_BYTES = 32 << 20    # each insert stays well under the server's 64 MB gRPC limit
 HNSW = {"M": 16, "efConstruction": 200}
 EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -55,10 +55,11 @@ class MilvusWriter(AbortOnError):
     def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None) -> None:
         unit_rows = np.asarray(unit_rows, dtype=np.float32)
         per_row = self.dim * 4 + 64 + max((len(k.encode("utf-8")) for k in keys), default=0)
-        step = max(1, REQUEST_BYTES // per_row)
+        step = max(1, request_bytes() // per_row)
+        first = self.count  # the row number of keys[0]
         for start in range(0, len(keys), step):
             end = min(start + step, len(keys))
-            records = [{"row": self.count + i, "key": keys[i], "norm": float(norms[i]), "rank": int(ranks[i]),
+            records = [{"row": first + i, "key": keys[i], "norm": float(norms[i]), "rank": int(ranks[i]),
                         "external_id": "" if external_ids is None or external_ids[i] is None else
                         str(external_ids[i]), "vector": unit_rows[i].tolist()} for i in range(start, end)]
             self.store.call(self.store.client.insert, self.name, records)
@@ -109,8 +110,9 @@ class MilvusWriter(AbortOnError):
         _, truth = query.search(matrix, matrix[sample], k)
         for ef in EF_CHOICES:
             hits = store.call(client.search, self.name, data=matrix[sample].tolist(), limit=k,
-                               search_params={"metric_type": "IP", "params": {"ef": max(ef, k)}}, output_fields=[])
-            found = [{hit["row"] for hit in row} for row in hits]
+                               search_params={"metric_type": "IP", "params": {"ef": max(ef, k)}}, output_fields=[],
+                               consistency_level="Strong")  # every row just inserted
+            found = [{hit.id for hit in row} for row in hits]
             recall = float(np.mean([len(found[q] & set(truth[q].tolist())) / k for q in range(len(sample))]))
             if recall >= self.target_recall or ef == EF_CHOICES[-1]:
                 return {**HNSW, "ef": ef, "recall_at_10": round(recall, 4), "target_recall": self.target_recall}

@@ -33,7 +33,8 @@ def stores(tmp_path_factory):
     ingest(local, None, limit=ROWS)
     address = f"milvus-lite://{root}/stores.db/glove"
     runner = CliRunner()
-    result = runner.invoke(cli, ["push", "--to", address, "--store", str(root / "local"), "--json"])
+    result = runner.invoke(cli, ["push", "--to", address, "--store", str(root / "local"), "--json"],
+                           env={"SIMDEX_MILVUS_REQUEST_MB": "0.5"})  # four inserts: rows numbered across them
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert (record["version"], record["count"], record["dim"]) == (1, ROWS, 50)
@@ -159,6 +160,9 @@ def test_faults_are_one_error_line_naming_the_address(stores, tmp_path):
     assert missing.exit_code == 1 and "no simdex store at this Milvus address" in missing.output
     bad = runner.invoke(cli, ["neighbors", "king", "--store", "milvus://host/with-dash"])
     assert bad.exit_code == 1 and "a Milvus address is" in bad.output
+    budget = runner.invoke(cli, ["push", "--to", f"milvus-lite://{tmp_path}/b.db/b", "--store", str(local.path)],
+                           env={"SIMDEX_MILVUS_REQUEST_MB": "lots"})
+    assert budget.exit_code == 1 and budget.output.startswith("Error: SIMDEX_MILVUS_REQUEST_MB=lots"), budget.output
 
     address = f"milvus-lite://{tmp_path}/gone.db/gone"
     copy_version(local, Store.create(address))
