@@ -79,6 +79,9 @@ class MilvusStore(Store):
         uri, name, token, _ = parse_address(str(location))
         import logging
 
+        # gRPC's own log lines (a server's keepalive GOAWAY while we compute) would reach the user
+        # beside our one Error line; its failures reach us as exceptions either way
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         from pymilvus import MilvusClient
 
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its failures reach the user as one Error line
