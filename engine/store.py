@@ -168,13 +168,14 @@ class Store:
         """neighbors() for many queries, answered in one batch."""
         if len(query_texts) > 50:
             self.key_to_id()  # one read of the vocabulary beats many lookups
-        vectors, exclude = [], []
-        for text in query_texts:
-            pos_ids, neg_ids = self.query_rows(text)
-            vectors.append(query.mean_of_unit_rows(self.vectors(), pos_ids, neg_ids))
-            exclude.append(np.concatenate([pos_ids, neg_ids]))
-        if not vectors:
+        rows = [self.query_rows(text) for text in query_texts]
+        if not rows:
             return []
+        exclude = [np.concatenate([pos_ids, neg_ids]).astype(np.int64) for pos_ids, neg_ids in rows]
+        wanted = np.unique(np.concatenate(exclude))
+        block = np.asarray(self.vectors()[wanted])  # one read of every query's rows (one request, remotely)
+        vectors = [query.mean_of_unit_rows(block, np.searchsorted(wanted, pos_ids), np.searchsorted(wanted, neg_ids))
+                   for pos_ids, neg_ids in rows]
         D, I = self.search_vectors(np.stack(vectors), k, restrict=restrict, exact=exact, exclude=exclude)
         return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
 
