@@ -127,6 +127,11 @@ class MilvusStore(Store):
         except Exception:
             pass
 
+    @staticmethod
+    def request_bytes() -> int:
+        """The bytes one request to this server may carry (the writer batches its inserts by it)."""
+        return request_bytes()
+
     @property
     def meta(self) -> str:
         return f"simdex_{self.name}_versions"

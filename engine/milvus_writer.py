@@ -13,7 +13,6 @@ import numpy as np
 
 from . import query
 from .errors import BadOption, MilvusFault
-from .milvus import request_bytes
 from .store import Version
 from .writer import AbortOnError
 
@@ -55,7 +54,7 @@ class MilvusWriter(AbortOnError):
     def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None) -> None:
         unit_rows = np.asarray(unit_rows, dtype=np.float32)
         per_row = self.dim * 4 + 64 + max((len(k.encode("utf-8")) for k in keys), default=0)
-        step = max(1, request_bytes() // per_row)
+        step = max(1, self.store.request_bytes() // per_row)
         first = self.count  # the row number of keys[0]
         for start in range(0, len(keys), step):
             end = min(start + step, len(keys))
