@@ -90,15 +90,21 @@ class TrainResult:
                    "report")
 
 
+def held_out(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """The validation rows (a boolean mask): `share` of each label's rows, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(labels), dtype=bool)
+    for label in (0, 1):  # stratified
+        members = np.flatnonzero(labels == label)
+        val[rng.permutation(members)[:int(round(share * len(members)))]] = True
+    return val
+
+
 class Data:
     """Tokenized reviews as rows of the embedding layer, split into training and validation."""
 
     def __init__(self, texts, labels, store, cfg: TrainConfig):
-        rng = np.random.default_rng(cfg.seed)
-        val = np.zeros(len(texts), dtype=bool)
-        for label in (0, 1):  # stratified
-            members = np.flatnonzero(labels == label)
-            val[rng.permutation(members)[:int(round(cfg.val_split * len(members)))]] = True
+        val = held_out(labels, cfg.val_split, cfg.seed)
         tokens = [tokenize(text) for text in texts]
         known = store.key_to_id() if cfg.init == "store" else {}
         train_counts = Counter(word for i in np.flatnonzero(~val) for word in tokens[i])
