@@ -424,10 +424,11 @@ def request_bytes() -> int:
         return 32 << 20
     try:
         megabytes = float(given)
-        assert megabytes > 0
-    except (ValueError, AssertionError):
-        raise BadOption(f"{REQUEST_VARIABLE}={given}: give the megabytes per request, a number above 0") from None
-    return int(megabytes * (1 << 20))
+    except ValueError:
+        megabytes = float("nan")
+    if not 0 < megabytes < 1 << 20:  # nan fails too
+        raise BadOption(f"{REQUEST_VARIABLE}={given}: give the megabytes per request, a number above 0")
+    return max(1, int(megabytes * (1 << 20)))
 
 
 _OVER_LIMIT = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
