@@ -80,7 +80,7 @@ def test_a_wrong_or_missing_token_is_one_error_line(server):
         assert "wrong or missing token" in line and "SIMDEX_MILVUS_TOKEN" in line
 
 
-def test_push_batched_under_the_servers_limit_and_queried(server, local):
+def test_push_batched_under_the_servers_limit_and_queried(server, local, monkeypatch):
     address = f"milvus://{server}/glove"
     pushed = run("push", "--to", address, "--store", str(local.path), "--json", request_mb="0.5")
     assert pushed.exit_code == 0, pushed.output
@@ -88,37 +88,31 @@ def test_push_batched_under_the_servers_limit_and_queried(server, local):
     answer = run("analogy", "man", "king", "woman", "--json", "--store", address)
     assert answer.exit_code == 0 and json.loads(answer.stdout.splitlines()[0])["word"] == "queen", answer.output
 
-    os.environ["SIMDEX_MILVUS_TOKEN"] = TOKEN
-    try:
-        remote = Store.open(address)
-        rng = np.random.default_rng(1)
-        for word in [local.keys()[i] for i in rng.choice(ROWS, 20, replace=False)]:
-            assert [w for w, _ in remote.neighbors(word, k=10, exact=True)] == \
-                   [w for w, _ in local.neighbors(word, k=10, exact=True)], word
-            found = {w for w, _ in remote.neighbors(word, k=10)}  # through the server's HNSW index
-            assert len(found & {w for w, _ in local.neighbors(word, k=10, exact=True)}) >= 8, word
-        tuned = remote.version.config["index"]
-        assert tuned["M"] == 16 and tuned["efConstruction"] == 200 and tuned["recall_at_10"] >= 0.95
-        remote.close()
-    finally:
-        del os.environ["SIMDEX_MILVUS_TOKEN"]
+    monkeypatch.setenv("SIMDEX_MILVUS_TOKEN", TOKEN)
+    remote = Store.open(address)
+    rng = np.random.default_rng(1)
+    for word in [local.keys()[i] for i in rng.choice(ROWS, 20, replace=False)]:
+        assert [w for w, _ in remote.neighbors(word, k=10, exact=True)] == \
+               [w for w, _ in local.neighbors(word, k=10, exact=True)], word
+        found = {w for w, _ in remote.neighbors(word, k=10)}  # through the server's HNSW index
+        assert len(found & {w for w, _ in local.neighbors(word, k=10, exact=True)}) >= 8, word
+    tuned = remote.version.config["index"]
+    assert tuned["M"] == 16 and tuned["efConstruction"] == 200 and tuned["recall_at_10"] >= 0.95
+    remote.close()
 
 
-def test_a_request_over_the_limit_is_one_error_line_and_switches_nothing(server, local):
+def test_a_request_over_the_limit_is_one_error_line_and_switches_nothing(server, local, monkeypatch):
     address = f"milvus://{server}/limited"
     assert run("push", "--to", address, "--store", str(local.path), request_mb="0.5").exit_code == 0
     # the default budget (32 MB per request) sends the 5,000 rows at once: over this server's 1 MB
     line = one_error_line(run("push", "--to", address, "--store", str(local.path)), address)
     assert f"over the server's limit of {LIMIT:,} bytes" in line and "SIMDEX_MILVUS_REQUEST_MB" in line, line
 
-    os.environ["SIMDEX_MILVUS_TOKEN"] = TOKEN
-    try:
-        remote = Store.open(address)
-        assert remote.current_version() == 1 and [v.version for v in remote.versions()] == [1]
-        assert not remote.client.has_collection(remote.collection(2))  # the unfinished collection is gone
-        remote.client.drop_collection(remote.collection(1))  # now it vanishes behind the store's back
-        remote.close()
-    finally:
-        del os.environ["SIMDEX_MILVUS_TOKEN"]
+    monkeypatch.setenv("SIMDEX_MILVUS_TOKEN", TOKEN)
+    remote = Store.open(address)
+    assert remote.current_version() == 1 and [v.version for v in remote.versions()] == [1]
+    assert not remote.client.has_collection(remote.collection(2))  # the unfinished collection is gone
+    remote.client.drop_collection(remote.collection(1))  # now it vanishes behind the store's back
+    remote.close()
     one_error_line(run("neighbors", "king", "--store", address), address)
 
