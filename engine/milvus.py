@@ -62,7 +62,7 @@ class MilvusStore(Store):
         self._keys = self._key_to_id = self._matrix = None
         self._searcher = None
         self._loaded: set[str] = set()
-        self._head = self._norms = None
+        self._head = self._norms = self._ranks = None
 
     @classmethod
     def handles(cls, location: str) -> bool:
@@ -197,7 +197,7 @@ class MilvusStore(Store):
 
     def refresh(self) -> None:
         self._version = None
-        self._keys = self._key_to_id = self._matrix = self._searcher = self._head = self._norms = None
+        self._keys = self._key_to_id = self._matrix = self._searcher = self._head = self._norms = self._ranks = None
 
     def info(self) -> dict:
         versions = []
@@ -243,9 +243,16 @@ class MilvusStore(Store):
         iterator.close()
         return columns
 
-    def keys(self) -> list[str]:
+    def _vocabulary(self) -> None:
+        """Keys, original norms and ranks, read together once (a push or pull wants all three)."""
         if self._keys is None:
-            self._keys = self._rows(["key"])["key"]
+            columns = self._rows(["key", "norm", "rank"])
+            self._keys = columns["key"]
+            self._norms = np.array(columns["norm"], dtype=np.float32)
+            self._ranks = np.array(columns["rank"], dtype=np.int64)
+
+    def keys(self) -> list[str]:
+        self._vocabulary()
         return self._keys
 
     def key_to_id(self) -> dict[str, int]:
@@ -269,15 +276,15 @@ class MilvusStore(Store):
         return difflib.get_close_matches(word, self.keys()[:100_000], n=n, cutoff=0.75)
 
     def norms(self) -> np.ndarray:
-        if self._norms is None:  # read once: n_similarity asks for a few rows' norms at a time
-            self._norms = np.array(self._rows(["norm"])["norm"], dtype=np.float32)
+        self._vocabulary()
         return self._norms
 
     def norms_of(self, ids) -> np.ndarray:
         return self.norms()[np.asarray(ids, dtype=np.int64)]
 
     def ranks(self) -> np.ndarray:
-        return np.array(self._rows(["rank"])["rank"], dtype=np.int64)
+        self._vocabulary()
+        return self._ranks
 
     def external_ids(self, rows) -> list:
         if not rows:
