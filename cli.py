@@ -538,7 +538,7 @@ def train_group():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
 @click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
-@click.option("--no-refine", is_flag=True, help="Skip the polarity refinement after fine-tuning.")
+@click.option("--no-refine", is_flag=True, help="Skip the polarity coordinate given to the fine-tuned vectors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--compare-freeze", is_flag=True, help="Train frozen and fine-tuned, and print them side by side.")
 @store_options
@@ -578,7 +578,9 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
                 click.echo(f"-- {label}", err=True)
             config.freeze = frozen
             result = train_sentiment(store, data, dataset=dataset, text_column=text_column, label_column=label_column,
-                                     config=config, resume=resume, progress=TrainProgress())
+                                     config=config, resume=resume, progress=TrainProgress(),
+                                     words_progress=ProgressLine("polarity probe: encoding the vocabulary's words "
+                                                                 "(once per store)", unit="words", scale=1))
             if result.version is not None and index is not None and index["version"] == result.parent:
                 from indexes import build_index
 
@@ -612,8 +614,13 @@ def train_table(r) -> list[str]:
     report = r.report or {}
     if "polarity" in report and "polar_words" in report["polarity"]:
         p = report["polarity"]
-        lines.append(f"polarity: {p['polar_words']:,} polar words of the training split; their neighbours share "
+        agreement = p["probe_held_out_agreement"]
+        lines.append(f"polarity: a probe taught by {p['probe_words']:,} clearly polar words of the training split"
+                     + (f" (it agrees with {agreement:.0%} of held-out ones)" if agreement is not None else "")
+                     + f" scored {p['scored_words']:,} words; the {p['polar_words']:,} polar words' neighbours share "
                      f"their polarity {p['same_polarity_share_before']:.3f} -> {p['same_polarity_share_after']:.3f}")
+    elif "polarity" in report and "note" in report["polarity"]:
+        lines.append(f"polarity: {report['polarity']['note']}")
     if "drift" in report:
         d = report["drift"]
         lines.append(f"drift over the first {d['restrict']:,} words: mean cosine to v{r.parent} "

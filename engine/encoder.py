@@ -127,6 +127,7 @@ class Encoder:
         self.folder, self.pooling, self.max_length = folder, pooling, max_length
         self.quantize, self.device = quantize, device
         self.batch_size = None  # texts per batch; None: BATCH_TEXTS, fewer for long texts
+        self.short_in_float32 = SHORT_IN_FLOAT32  # see encode_ids; 0: every batch on the quantised runtime
         # one worker per core, each on one thread: small GEMMs scale better that way than one
         # forward pass on every core (OpenMP's start-up per operator)
         self.workers = 1 if device != "cpu" else max(1, min(os.cpu_count() or 1, 4))
@@ -283,7 +284,7 @@ class Encoder:
                 mask[row, :len(ids[i])] = 1
             # int8: texts of a few tokens (whose mean has nothing to average the error out) run
             # in float32; they cost next to nothing
-            runtime = self.float_runtime if longest <= SHORT_IN_FLOAT32 else self.runtime
+            runtime = self.float_runtime if longest <= self.short_in_float32 else self.runtime
             hidden, pooler = runtime.forward(input_ids, mask)
             out[batch], norms[batch] = pool(hidden, pooler, mask, self.pooling)
 

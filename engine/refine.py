@@ -1,24 +1,34 @@
-"""Sentiment refinement of word vectors (Yu et al. 2017; counter-fitting, Mrksic et al. 2016).
+"""Sentiment refinement of word vectors: a polarity coordinate taught by the labelled reviews.
 
-    polarities = word_polarities(data)                    # learned from the training split only
-    vectors, report = refine(vectors, polarities, key_to_id)
+    polarities = word_polarities(tokens, labels, train_rows)          # the training split only
+    unit, report = polarity_coordinate(vectors, keys, polarities, encode)
 
 Plain fine-tuning barely changes which words are neighbours: the classifier's head absorbs the
-signal. So after training, the words that the labelled reviews show to be polar move on purpose:
+signal. So after training, the vectors are given the polarity the reviews teach, on purpose:
 
 1. A word's polarity is its naive-Bayes log-count ratio over the training split's documents
    (Wang & Manning 2012), r = log(P(word | positive) / P(word | negative)), for words found in
-   at least `min_docs` documents whose |r| passes `threshold`. No lexicon is read: the VADER and
-   AFINN word lists only measure the result (benchmarks/bench_train.py).
-2. Each polar word's `k` nearest polar neighbours (by cosine) are pulled towards it when they share
-   its polarity and pushed below `margin` when they do not, while a tie term keeps every vector near
-   where it started. Words that are not polar do not move, so the analogies and word-pair
-   similarities of the rest of the vocabulary are left as they were.
+   at least `min_docs` documents whose |r| passes `threshold`.
+2. Those words alone name too few: a vector's neighbours are among 400,000 words, most of which
+   the reviews seldom use. So the clearly polar ones (|r| >= 1) teach a logistic probe in the
+   space of a sentence encoder (all-MiniLM-L6-v2, the store's sentence half), which scores every
+   word of the vocabulary. What the encoder learned about words from a billion sentence pairs
+   carries the reviews' polarities to words the reviews do not show.
+3. The score becomes a coordinate of every vector: it replaces the vector's component along the
+   direction in which the vectors vary least (their last principal axis, about 1/10,000 of their
+   variance), so same-polarity words draw together while analogies and word-pair similarities,
+   which live in the other directions, keep what they had.
+
+No lexicon is read: the VADER and AFINN word lists only measure the result
+(benchmarks/bench_train.py). Earlier versions pulled the review-polar words towards their
+same-polarity neighbours (Yu et al. 2017); that moved only the words the reviews name, and the
+lexicons' share by +0.005.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -43,56 +53,6 @@ def word_polarities(tokens, labels, rows, *, min_docs: int = 20, threshold: floa
     return polar
 
 
-def refine(vectors: np.ndarray, polarities: dict[str, float], key_to_id: dict[str, int], *, k: int = 10,
-           margin: float = 0.0, tie: float = 1.0, steps: int = 150, rounds: int = 3, lr: float = 0.02,
-           seed: int = 0) -> tuple[np.ndarray, dict]:
-    """`vectors` with the polar words' rows refined (unit rows), and a report of what moved."""
-    import torch
-
-    words = sorted((w for w in polarities if w in key_to_id), key=lambda w: key_to_id[w])
-    signs = {polarities[w] > 0 for w in words}
-    if len(words) < 4 or len(signs) < 2:
-        return vectors, {"polar_words": len(words), "note": "too few polar words (of both polarities) to refine"}
-    k = min(k, max(1, len(words) // 4))  # a few neighbours in a small vocabulary
-    rows = np.array([key_to_id[w] for w in words], dtype=np.int64)
-    sign = torch.tensor([1.0 if polarities[w] > 0 else -1.0 for w in words])
-    weight = torch.tensor([min(abs(polarities[w]), 2.0) / 2.0 for w in words])  # confidence in [0.25, 1]
-    torch.manual_seed(seed)
-    start = torch.nn.functional.normalize(torch.from_numpy(np.array(vectors[rows], dtype=np.float32)), dim=1)
-    moving = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([moving], lr=lr)
-    before = _same_polarity_share(start, sign, k)
-    for _ in range(rounds):
-        with torch.no_grad():  # neighbours as they stand at the start of the round
-            unit = torch.nn.functional.normalize(moving, dim=1)
-            neighbours = _nearest(unit, k)
-        same = sign[:, None] == sign[neighbours]
-        pair_weight = weight[:, None] * weight[neighbours]
-        for _ in range(steps):
-            unit = torch.nn.functional.normalize(moving, dim=1)
-            cos = (unit[:, None, :] * unit[neighbours]).sum(-1)
-            attract = ((1 - cos) * pair_weight)[same].sum()
-            repel = (torch.relu(cos - margin) * pair_weight)[~same].sum()
-            anchor = tie * k * ((unit - start) ** 2).sum()
-            loss = (attract + repel + anchor) / len(words)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    refined = torch.nn.functional.normalize(moving.detach(), dim=1)
-    out = np.array(vectors, dtype=np.float32, copy=True)
-    out[rows] = refined.numpy()
-    moved = (1 - (refined * start).sum(1)).numpy()
-    report = {
-        "polar_words": len(words),
-        "positive": int((sign > 0).sum()),
-        "negative": int((sign < 0).sum()),
-        "same_polarity_share_before": round(before, 4),
-        "same_polarity_share_after": round(_same_polarity_share(refined, sign, k), 4),
-        "mean_cosine_moved": round(float(moved.mean()), 4),
-    }
-    return out, report
-
-
 def _nearest(unit, k: int):
     import torch
 
@@ -105,3 +65,89 @@ def _same_polarity_share(unit, sign, k: int) -> float:
     """The share of each polar word's k nearest polar words that share its polarity."""
     neighbours = _nearest(unit, k)
     return float((sign[:, None] == sign[neighbours]).float().mean())
+
+
+# -- the polarity coordinate ------------------------------------------------------------------------
+
+WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")  # letters, maybe joined by - or ': no numbers or symbols
+PROBE_MIN_RATIO = 1.0  # the words the probe learns from: |log-count ratio| at least this (e^1 = 2.7 to 1)
+
+
+def polarity_coordinate(vectors: np.ndarray, keys: list[str], polarities: dict[str, float], encode, *,
+                        strength: float = 0.3, l2: float = 1e-3, k: int = 10, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Unit `vectors` whose least-used direction holds each word's polarity, and a report.
+
+    `encode(words)` gives the sentence encoder's (n, d) encodings of the words; the probe's score
+    (standardised, squashed with tanh, times `strength`) is the new coordinate. The report says
+    how many words taught the probe, how often it agreed with polar words it did not see, and,
+    among the training split's polar words, the share of each one's k nearest that share its
+    polarity, before and after.
+    """
+    import torch
+
+    from .ingest import unit_rows
+
+    unit, norms = unit_rows(vectors)
+    rows = np.array([i for i, word in enumerate(keys) if norms[i] > 0 and WORD.fullmatch(word)], dtype=np.int64)
+    words = [keys[i] for i in rows]
+    taught = [j for j, word in enumerate(words) if abs(polarities.get(word, 0.0)) >= PROBE_MIN_RATIO]
+    labels = np.array([polarities[words[j]] > 0 for j in taught])
+    if len(taught) < 10 or labels.all() or not labels.any():
+        return unit, {"note": f"{len(taught)} clearly polar words (of both polarities needed, at least 10): too few "
+                              f"to teach the polarity probe; the vectors are as fine-tuned"}
+    encodings = np.asarray(encode(words), dtype=np.float32)
+    x, y = torch.from_numpy(encodings[taught]), torch.from_numpy(labels.astype(np.float32))
+    order = np.random.default_rng(seed).permutation(len(taught))
+    held, fit = order[:len(order) // 5], order[len(order) // 5:]  # how well the probe carries to unseen words
+    held_agreement = None
+    if 0 < float(y[fit].mean()) < 1:
+        predicted = probe_scores(fit_probe(x[fit], y[fit], l2), x[held]) > 0
+        held_agreement = round(float((predicted.float() == y[held]).float().mean()), 4)
+    scores = probe_scores(fit_probe(x, y, l2), torch.from_numpy(encodings)).numpy()
+    coordinate = strength * np.tanh(scores / max(float(scores.std()), 1e-12))
+
+    variances, axes = np.linalg.eigh(np.cov(unit[:min(len(unit), 50_000)], rowvar=False))  # ascending
+    axis = axes[:, 0].astype(np.float32)
+    polar_rows = np.array([i for i, key in enumerate(keys) if key in polarities], dtype=np.int64)
+    sign = torch.tensor([1.0 if polarities[keys[i]] > 0 else -1.0 for i in polar_rows])
+    k = min(k, max(1, len(polar_rows) // 4))
+    before = _same_polarity_share(torch.from_numpy(unit[polar_rows]), sign, k)
+
+    unit[rows] += (coordinate - unit[rows] @ axis)[:, None] * axis[None, :]  # the other words keep theirs
+    unit, _ = unit_rows(unit)
+    report = {
+        "polar_words": len(polar_rows),
+        "same_polarity_share_before": round(before, 4),
+        "same_polarity_share_after": round(_same_polarity_share(torch.from_numpy(unit[polar_rows]), sign, k), 4),
+        "probe_words": len(taught),
+        "probe_held_out_agreement": held_agreement,
+        "scored_words": len(rows),
+        "strength": strength,
+        "replaced_variance_share": round(float(variances[0] / variances.sum()), 6),
+    }
+    return unit, report
+
+
+def fit_probe(x, y, l2: float = 1e-3):
+    """Weights (d + 1) of an L2-regularised logistic regression, classes weighted to balance."""
+    import torch
+
+    weights = torch.zeros(x.shape[1] + 1, requires_grad=True)
+    positive = float(y.mean())
+    balance = torch.where(y > 0, 0.5 / positive, 0.5 / (1 - positive))
+    optimizer = torch.optim.LBFGS([weights], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        logits = x @ weights[:-1] + weights[-1]
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * balance).mean()
+        loss = loss + l2 * (weights[:-1] ** 2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weights.detach()
+
+
+def probe_scores(weights, x):
+    return x @ weights[:-1] + weights[-1]

@@ -23,15 +23,16 @@ NEUTRAL = ["movie", "film", "plot", "actor", "scene", "story", "music", "ending"
            "dialogue"]
 
 
-def tiny_sentiment_store(tmp_path):
-    """8-d vectors where each positive word lies next to its negative antonym (as in GloVe)."""
+def tiny_sentiment_store(tmp_path, unseen=()):
+    """8-d vectors where each positive word lies next to its negative antonym (as in GloVe), and
+    the `unseen` words (which no review uses) at random."""
     rng = np.random.default_rng(1)
     lines = []
     for good, bad in zip(POSITIVE, NEGATIVE):
         base = rng.normal(size=8)
         for word in (good, bad):
             lines.append(f"{word} " + " ".join(f"{x:.6f}" for x in base + 0.2 * rng.normal(size=8)))
-    for word in NEUTRAL:
+    for word in NEUTRAL + list(unseen):
         lines.append(f"{word} " + " ".join(f"{x:.6f}" for x in rng.normal(size=8)))
     store = Store.create(tmp_path / "store")
     ingest(store, write_text(tmp_path / "vectors.txt", lines))
@@ -81,6 +82,37 @@ def test_the_classifier_learns_and_polar_words_move_apart(tmp_path):
     assert polarity["same_polarity_share_after"] > polarity["same_polarity_share_before"]
     np.testing.assert_allclose(np.linalg.norm(store.matrix(), axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(store.norms(), Store.open(store.path, version=1).norms())  # original norms kept
+
+
+def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
+    """The reviews use none of these words; the probe in the sentence encoder's space still gives
+    them their polarity, so each moves towards the polar words of its own side. The encodings
+    are cached in the store, and a second run reads them instead of encoding again."""
+    unseen_positive, unseen_negative = ["wonderful", "excellent", "delightful"], ["horrible", "dismal", "atrocious"]
+    store = tiny_sentiment_store(tmp_path, unseen_positive + unseen_negative)
+    data = tiny_reviews(tmp_path / "reviews.csv")
+
+    def leaning(s, word):  # mean cosine to the positive words minus mean cosine to the negative ones
+        return np.mean([cosine(s, word, p) for p in POSITIVE]) - np.mean([cosine(s, word, n) for n in NEGATIVE])
+
+    before = {w: leaning(store, w) for w in unseen_positive + unseen_negative}
+    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment", config=tiny_config())
+    after = {w: leaning(store, w) for w in before}
+    assert min(before[w] for w in unseen_positive) < max(before[w] for w in unseen_negative)  # mixed before
+    assert min(after[w] for w in unseen_positive) > max(after[w] for w in unseen_negative), (before, after)
+    shift = {w: after[w] - before[w] for w in before}
+    assert np.mean([shift[w] for w in unseen_positive]) > 0.05 > -0.05 > np.mean([shift[w] for w in unseen_negative])
+    polarity = result.report["polarity"]
+    assert polarity["probe_words"] == 12 and polarity["scored_words"] == 30 and polarity["strength"] == 0.3
+    cached = list((store.path / "train").glob("word-encodings-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (30, 384)
+
+    store.set_current(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("engine.encoder.Encoder.load", lambda *a, **k: pytest.fail("the words were encoded again"))
+        again = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
+                                config=tiny_config())
+    assert again.report["polarity"] == polarity
 
 
 def test_lineage_use_and_predict(tmp_path):
