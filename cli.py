@@ -538,13 +538,16 @@ def train_group():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
 @click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
+@click.option("--sentences", default="auto", show_default=True,
+              help="on: average the word model with a sentence-encoder head (all-MiniLM-L6-v2) on each text; "
+                   "auto: for short texts (median at most 64 words); off.")
 @click.option("--no-refine", is_flag=True, help="Skip the polarity coordinate given to the fine-tuned vectors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--compare-freeze", is_flag=True, help="Train frozen and fine-tuned, and print them side by side.")
 @store_options
 @user_errors
 def train_sentiment_command(data, dataset, text_column, label_column, model, freeze, init, dim, epochs, lr,
-                            val_split, seed, device, add_new_words, no_refine, resume, compare_freeze, store_path,
+                            val_split, seed, device, add_new_words, sentences, no_refine, resume, compare_freeze, store_path,
                             as_json):
     """Train a sentiment classifier on the store's word vectors; fine-tuned vectors become a new version.
 
@@ -565,7 +568,8 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     config = TrainConfig(model=model, freeze=freeze, init=init, dim=dim, epochs=epochs, lr=lr, val_split=val_split,
-                         seed=seed, device=device, add_new_words=add_new_words, refine=not no_refine).check()
+                         seed=seed, device=device, add_new_words=add_new_words, refine=not no_refine,
+                         sentences=sentences).check()
     runs = [(True, "frozen"), (False, "fine-tuned")] if compare_freeze else [(freeze, None)]
     if compare_freeze and (resume or init == "random"):
         raise click.ClickException("--compare-freeze is for a fresh run from the store's vectors "
@@ -580,7 +584,9 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
             result = train_sentiment(store, data, dataset=dataset, text_column=text_column, label_column=label_column,
                                      config=config, resume=resume, progress=TrainProgress(),
                                      words_progress=ProgressLine("polarity probe: encoding the vocabulary's words "
-                                                                 "(once per store)", unit="words", scale=1))
+                                                                 "(once per store)", unit="words", scale=1),
+                                     sentences_progress=ProgressLine("sentence head: encoding the texts",
+                                                                     unit="texts", scale=1))
             if result.version is not None and index is not None and index["version"] == result.parent:
                 from indexes import build_index
 
@@ -604,6 +610,9 @@ def train_table(r) -> list[str]:
              f"of {r.epochs}, {r.train_seconds:.1f}s)"]
     if r.note:
         lines.append(r.note)
+    if r.sentence_head:
+        lines.append("the word model is averaged with a sentence-encoder head (short texts; --sentences off "
+                     "leaves it out)")
     if r.version is not None:
         lines.append(f"version {r.version} (from v{r.parent}) is current: the fine-tuned vectors of "
                      f"{r.vocabulary - r.new_words:,} stored words" +

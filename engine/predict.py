@@ -50,7 +50,7 @@ def load_classifier(store):
 def predict(store, texts) -> list[Prediction]:
     import torch
 
-    from .train import Batch
+    from .train import Batch, SentenceHead
 
     texts = list(texts)
     if not texts:
@@ -58,14 +58,18 @@ def predict(store, texts) -> list[Prediction]:
     model, saved = load_classifier(store)
     index = {word: i for i, word in enumerate(saved["words"])}
     ids = [np.array([index.get(w, 1) for w in tokenize(text)] or [1], dtype=np.int64) for text in texts]
-    predictions = []
+    positive = []
     with torch.no_grad():
         for start in range(0, len(texts), 256):
             part = ids[start:start + 256]
             batch = Batch(part, np.zeros(len(part), dtype=np.int64), saved["config"]["model"],
                           saved["config"]["max_tokens"], saved["buckets"], "cpu", saved.get("frequent_ngrams"))
-            probabilities = torch.softmax(model(batch), dim=1).numpy()
-            for text, p in zip(texts[start:start + 256], probabilities):
-                label = int(p.argmax())
-                predictions.append(Prediction(text, saved["labels"][label], round(float(p[label]), 6)))
+            positive.append(torch.softmax(model(batch), dim=1)[:, 1].numpy())
+    positive = np.concatenate(positive)
+    if saved.get("sentence_head"):  # the second view, averaged as in training (engine/train.py)
+        positive = (positive + SentenceHead.probabilities(saved["sentence_head"], texts)) / 2
+    predictions = []
+    for text, p in zip(texts, positive):
+        label = int(p > 0.5)
+        predictions.append(Prediction(text, saved["labels"][label], round(float(p if label else 1 - p), 6)))
     return predictions

@@ -96,7 +96,7 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
         return np.mean([cosine(s, word, p) for p in POSITIVE]) - np.mean([cosine(s, word, n) for n in NEGATIVE])
 
     before = {w: leaning(store, w) for w in unseen_positive + unseen_negative}
-    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment", config=tiny_config())
+    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment", config=tiny_config(sentences="off"))
     after = {w: leaning(store, w) for w in before}
     assert min(before[w] for w in unseen_positive) < max(before[w] for w in unseen_negative)  # mixed before
     assert min(after[w] for w in unseen_positive) > max(after[w] for w in unseen_negative), (before, after)
@@ -111,7 +111,7 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("engine.encoder.Encoder.load", lambda *a, **k: pytest.fail("the words were encoded again"))
         again = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
-                                config=tiny_config())
+                                config=tiny_config(sentences="off"))
     assert again.report["polarity"] == polarity
 
 
@@ -254,6 +254,7 @@ def test_bad_labelled_files(tmp_path, content, options, message):
     ([], "give a DATA file or --dataset"),
     (["--dataset", "imdb", "--model", "transformer"], "--model"),
     (["--dataset", "imdb", "--dim", "100"], "--dim is for --init random"),
+    (["--dataset", "imdb", "--sentences", "always"], "--sentences"),
 ])
 def test_bad_options(tmp_path, args, message):
     store = tiny_sentiment_store(tmp_path)
@@ -286,6 +287,7 @@ def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     ingest(store, None, limit=50_000)
     result = train_sentiment(store, str(data), config=TrainConfig(epochs=3))
     assert result.val_accuracy > 0.65 and result.version == 2  # 1,600 training texts: well above chance
+    assert not result.sentence_head  # long texts: no sentence head
     compared = {row["metric"]: row for row in result.report["drift"]["compare"]["rows"]}
     assert abs(compared["questions-words accuracy (add)"]["diff"]) < 0.02
     assert abs(compared["wordsim353 spearman"]["diff"]) < 0.02
@@ -295,3 +297,36 @@ def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     labels = [p.label for p in predict(store, ["a wonderful, moving film with superb acting",
                                                "the worst movie ever, a boring waste of time"])]
     assert labels == ["1", "0"]  # the file's own labels
+
+
+def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_did(tmp_path):
+    """Rotten Tomatoes' sentences are short, so `auto` averages the word model with the sentence
+    encoder's head; `simdex predict` on the validation texts gives back the reported accuracy,
+    so it reads a text exactly as training and early stopping did. --sentences off leaves the
+    encoder out."""
+    from engine import packaged
+    from engine.predict import predict
+    from engine.train import held_out
+
+    texts, labels = packaged.reviews("rotten_tomatoes")
+    pick = np.random.default_rng(0).choice(len(texts), 3000, replace=False)
+    texts, labels = [texts[i] for i in pick], labels[pick]
+    data = tmp_path / "rt.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels.tolist()))
+    store = Store.create(tmp_path / "glove")
+    ingest(store, None, limit=50_000)
+    result = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False))
+    assert result.sentence_head and result.val_accuracy > 0.7
+    val = np.flatnonzero(held_out(labels, 0.2, 0))
+    predicted = np.array([int(p.label) for p in predict(store, [texts[i] for i in val])])
+    assert float((predicted == labels[val]).mean()) == pytest.approx(result.val_accuracy, abs=1e-9)
+
+    store.set_current(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("engine.encoder.Encoder.load", lambda *a, **k: pytest.fail("the encoder was loaded"))
+        off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False, sentences="off"))
+        assert not off.sentence_head
+        predict(store, ["a dull mess"])
