@@ -146,7 +146,7 @@ class Encoder:
         if pooling == "pooler" and (missing or getattr(model, "pooler", None) is None):
             raise BadModel(f"{folder.path}: the checkpoint has no trained pooler weights, so pooler_output "
                            f"would be random; use --pooling mean or cls")
-        model.eval()
+        model = model.float().eval()  # transformers 5 keeps a float16 checkpoint's dtype; the runtimes want float32
         self.dim = int(model.config.hidden_size)
         self.int8_model = None
         self.float_runtime = TorchRuntime(model.to(device), device)

@@ -97,6 +97,26 @@ def test_a_checkpoint_without_pooler_weights_refuses_pooler(tmp_path):
     assert Encoder.load(str(folder), pooling="mean").encode(["fine"])[0].shape == (1, 384)
 
 
+@pytest.mark.parametrize("quantize", ["none", "bf16"])
+def test_a_half_precision_checkpoint_runs_as_float32(tmp_path, quantize):
+    """transformers 5 keeps a checkpoint's dtype: float16 weights ran in float16 on the CPU, and
+    under bfloat16 autocast broke LayerNorm ("mixed dtype (CPU)"). They run as float32."""
+    from safetensors.numpy import load_file, save_file
+
+    if quantize == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bfloat16 instructions")
+    folder = tmp_path / "half"
+    shutil.copytree(MODEL, folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in weights.items()},
+              folder / "model.safetensors")
+    texts = ["a gripping thriller", "dull"]
+    half = Encoder.load(str(folder), quantize=quantize)
+    assert next(half.float_runtime.model.parameters()).dtype == torch.float32
+    cosines = (half.encode(texts)[0] * Encoder.load().encode(texts)[0]).sum(axis=1)
+    assert cosines.min() > 0.999
+
+
 def test_encode_search_and_neighbors(tmp_path):
     store = tmp_path / "reviews"
     source = write_lines(tmp_path / "s.txt", SENTENCES)
