@@ -547,8 +547,8 @@ def train_group():
 @store_options
 @user_errors
 def train_sentiment_command(data, dataset, text_column, label_column, model, freeze, init, dim, epochs, lr,
-                            val_split, seed, device, add_new_words, sentences, no_refine, resume, compare_freeze, store_path,
-                            as_json):
+                            val_split, seed, device, add_new_words, sentences, no_refine, resume, compare_freeze,
+                            store_path, as_json):
     """Train a sentiment classifier on the store's word vectors; fine-tuned vectors become a new version.
 
     DATA is a .csv, .tsv or .jsonl of texts with two-class labels (0/1, neg/pos, ...). A

@@ -91,8 +91,8 @@ class TrainResult:
     note: str = ""
 
     JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
-                   "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "sentence_head", "freeze",
-                   "data", "note",
+                   "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "sentence_head",
+                   "freeze", "data", "note",
                    "report")
 
 

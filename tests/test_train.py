@@ -96,7 +96,8 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
         return np.mean([cosine(s, word, p) for p in POSITIVE]) - np.mean([cosine(s, word, n) for n in NEGATIVE])
 
     before = {w: leaning(store, w) for w in unseen_positive + unseen_negative}
-    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment", config=tiny_config(sentences="off"))
+    result = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
+                             config=tiny_config(sentences="off"))
     after = {w: leaning(store, w) for w in before}
     assert min(before[w] for w in unseen_positive) < max(before[w] for w in unseen_negative)  # mixed before
     assert min(after[w] for w in unseen_positive) > max(after[w] for w in unseen_negative), (before, after)
