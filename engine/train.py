@@ -92,8 +92,7 @@ class TrainResult:
 
     JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
                    "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "sentence_head",
-                   "freeze", "data", "note",
-                   "report")
+                   "freeze", "data", "note", "report")
 
 
 def held_out(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
