@@ -540,7 +540,7 @@ def train_group():
 @click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
 @click.option("--sentences", default="auto", show_default=True,
               help="on: average the word model with a sentence-encoder head (all-MiniLM-L6-v2) on each text; "
-                   "auto: for short texts (median at most 64 words); off.")
+                   "auto: for short texts (median at most 64 tokens); off.")
 @click.option("--no-refine", is_flag=True, help="Skip the polarity coordinate given to the fine-tuned vectors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("--compare-freeze", is_flag=True, help="Train frozen and fine-tuned, and print them side by side.")

@@ -345,7 +345,7 @@ class SentenceHead:
     would be; long texts (IMDB: median 202 tokens) gain nothing from it (0.76 alone) and would
     take minutes to encode, so `auto` uses it for texts of at most SHORT tokens (median)."""
 
-    SHORT = 64  # median words per text
+    SHORT = 64  # median tokens per text
     L2 = 1e-4
 
     def __init__(self, weights, probability=None):
