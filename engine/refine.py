@@ -71,6 +71,7 @@ def _same_polarity_share(unit, sign, k: int) -> float:
 
 WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")  # letters, maybe joined by - or ': no numbers or symbols
 PROBE_MIN_RATIO = 1.0  # the words the probe learns from: |log-count ratio| at least this (e^1 = 2.7 to 1)
+REPORT_WORDS = 10_000  # the report's same-polarity share is measured on at most this many polar words
 
 
 def polarity_coordinate(vectors: np.ndarray, keys: list[str], polarities: dict[str, float], encode, *,
@@ -109,6 +110,9 @@ def polarity_coordinate(vectors: np.ndarray, keys: list[str], polarities: dict[s
     variances, axes = np.linalg.eigh(np.cov(unit[:min(len(unit), 50_000)], rowvar=False))  # ascending
     axis = axes[:, 0].astype(np.float32)
     polar_rows = np.array([i for i, key in enumerate(keys) if key in polarities], dtype=np.int64)
+    polar_words = len(polar_rows)
+    if len(polar_rows) > REPORT_WORDS:  # the share compares every pair: a sample of a big corpus's words
+        polar_rows = np.sort(np.random.default_rng(seed).choice(polar_rows, REPORT_WORDS, replace=False))
     sign = torch.tensor([1.0 if polarities[keys[i]] > 0 else -1.0 for i in polar_rows])
     k = min(k, max(1, len(polar_rows) // 4))
     before = _same_polarity_share(torch.from_numpy(unit[polar_rows]), sign, k)
@@ -116,7 +120,7 @@ def polarity_coordinate(vectors: np.ndarray, keys: list[str], polarities: dict[s
     unit[rows] += (coordinate - unit[rows] @ axis)[:, None] * axis[None, :]  # the other words keep theirs
     unit, _ = unit_rows(unit)
     report = {
-        "polar_words": len(polar_rows),
+        "polar_words": polar_words,  # the share is measured on at most REPORT_WORDS of them
         "same_polarity_share_before": round(before, 4),
         "same_polarity_share_after": round(_same_polarity_share(torch.from_numpy(unit[polar_rows]), sign, k), 4),
         "probe_words": len(taught),
