@@ -395,7 +395,7 @@ def _fine_tuned_matrix(store, model, data: Data) -> np.ndarray:
 
 class WordEncodings:
     """encode(words) for the polarity probe: the packaged sentence encoder's vectors of single
-    words (bfloat16 where the CPU has it: twice as fast, cosine 0.99998 to float32), cached in
+    words (bfloat16 where the CPU has it: about 1.4x as fast, cosine 0.99998 to float32), cached in
     STORE/train/ (float16, about 270 MB for the 346,000 words of GloVe 6B) so that the next run
     on the store skips the few minutes they take."""
 
