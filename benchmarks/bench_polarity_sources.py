@@ -34,7 +34,8 @@ from engine import Store  # noqa: E402
 from engine.encoder import Encoder  # noqa: E402
 from engine.ingest import ingest  # noqa: E402
 from engine.labelled import read_labelled, tokenize  # noqa: E402
-from engine.refine import PROBE_MIN_RATIO, WORD, fit_probe, probe_scores, word_polarities  # noqa: E402
+from engine.refine import (PROBE_MIN_RATIO, WORD, default_min_docs, fit_probe, probe_scores,  # noqa: E402
+                           word_polarities)
 from engine.train import held_out  # noqa: E402
 
 SETTINGS = ((5, 0.5), (20, 0.5), (20, 1.0), (50, 1.0))
@@ -82,8 +83,7 @@ def main() -> None:
                 lines.append(f"| {dataset} | {len(polarity):,} (N={min_docs}, t={threshold}) | {source} | " +
                              " | ".join(f"{n:,}, {a:.3f}" for a, n in results) + " |")
         # the trainer's polarity probe (engine/refine.py), as it is taught, on every lexicon word
-        min_docs = max(5, len(rows) // 1000)
-        polarity = word_polarities(tokens, labels, rows, min_docs=min_docs)
+        polarity = word_polarities(tokens, labels, rows)
         taught = [w for w, r in polarity.items() if abs(r) >= PROBE_MIN_RATIO and WORD.fullmatch(w)]
         x = torch.from_numpy(encoder.encode(taught)[0])
         weights = fit_probe(x, torch.tensor([float(polarity[w] > 0) for w in taught]))
@@ -92,7 +92,7 @@ def main() -> None:
             words = [w for w in lexicon if w in key_to_id]
             probe = dict(zip(words, probe_scores(weights, torch.from_numpy(encoder.encode(words)[0])).numpy()))
             results.append(agreement(probe, lexicon))
-        lines.append(f"| {dataset} | {len(taught):,} (N={min_docs}, t={PROBE_MIN_RATIO}) | the trainer's probe "
+        lines.append(f"| {dataset} | {len(taught):,} (N={default_min_docs(len(rows))}, t={PROBE_MIN_RATIO}) | the trainer's probe "
                      f"(all-MiniLM-L6-v2), every lexicon word | " +
                      " | ".join(f"{n:,}, {a:.3f}" for a, n in results) + " |")
     lines += ["", "A polarity source must agree with a lexicon on more than about 0.84 of the words to raise "

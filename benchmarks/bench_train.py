@@ -173,7 +173,7 @@ def strength_sweep(store, default: float) -> list[tuple[float, dict]]:
 
     texts, labels, *_ = read_labelled(None, dataset="imdb")
     data = Data(texts, labels, store, TrainConfig())
-    polarities = word_polarities(data.tokens, data.labels, data.train, min_docs=max(5, len(data.train) // 1000))
+    polarities = word_polarities(data.tokens, data.labels, data.train)
     out = []
     for strength in (0.0, 0.2, default, 0.4):
         unit, _ = polarity_coordinate(store.matrix(), store.keys(), polarities, WordEncodings(store, "cpu"),

@@ -8,7 +8,9 @@ signal. So after training, the vectors are given the polarity the reviews teach,
 
 1. A word's polarity is its naive-Bayes log-count ratio over the training split's documents
    (Wang & Manning 2012), r = log(P(word | positive) / P(word | negative)), for words found in
-   at least `min_docs` documents whose |r| passes `threshold`.
+   at least `min_docs` documents (by default one in a thousand of the split, at least 5: 20 of
+   IMDB's 20,000 training reviews, 6 of Rotten Tomatoes' 6,824 sentences) whose |r| passes
+   `threshold`.
 2. Those words alone name too few: a vector's neighbours are among 400,000 words, most of which
    the reviews seldom use. So the clearly polar ones (|r| >= 1) teach a logistic probe in the
    space of a sentence encoder (all-MiniLM-L6-v2, the store's sentence half), which scores every
@@ -34,9 +36,16 @@ from collections import Counter
 import numpy as np
 
 
-def word_polarities(tokens, labels, rows, *, min_docs: int = 20, threshold: float = 0.5,
+def default_min_docs(documents: int) -> int:
+    """In how many of `documents` a word must be for its polarity to count: one in a thousand, at least 5."""
+    return max(5, documents // 1000)
+
+
+def word_polarities(tokens, labels, rows, *, min_docs: int | None = None, threshold: float = 0.5,
                     smoothing: float = 1.0) -> dict[str, float]:
     """{word: log-count ratio} of the polar words of the documents `rows` (the training split)."""
+    if min_docs is None:
+        min_docs = default_min_docs(len(rows))
     positive, negative = Counter(), Counter()
     for i in rows:
         (positive if labels[i] == 1 else negative).update(set(tokens[i]))

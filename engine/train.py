@@ -108,12 +108,6 @@ def held_out(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
 class Data:
     """Tokenized reviews as rows of the embedding layer, split into training and validation."""
 
-    def use_sentences(self, cfg: TrainConfig) -> bool:
-        """Whether the sentence head joins the word model: --sentences on, or auto and short texts."""
-        if cfg.sentences == "auto":
-            return float(np.median([len(row) for row in self.tokens])) <= SentenceHead.SHORT
-        return cfg.sentences == "on"
-
     def __init__(self, texts, labels, store, cfg: TrainConfig):
         val = held_out(labels, cfg.val_split, cfg.seed)
         tokens = [tokenize(text) for text in texts]
@@ -144,6 +138,12 @@ class Data:
             positive, negative = docs[1] + 1.0, docs[0] + 1.0
             ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
             self.ngram_ratios = np.where(self.frequent_ngrams, ratio, 0.0).astype(np.float32)
+
+    def use_sentences(self, cfg: TrainConfig) -> bool:
+        """Whether the sentence head joins the word model: --sentences on, or auto and short texts."""
+        if cfg.sentences == "auto":
+            return float(np.median([len(row) for row in self.tokens])) <= SentenceHead.SHORT
+        return cfg.sentences == "on"
 
 
 class Batch:
@@ -277,7 +277,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
         vectors = _fine_tuned_matrix(store, model, data)
         polarity_report = {}
         if cfg.refine:
-            polarities = word_polarities(data.tokens, data.labels, data.train, min_docs=max(5, len(data.train) // 1000))
+            polarities = word_polarities(data.tokens, data.labels, data.train)
             vectors, polarity_report = polarity_coordinate(vectors, store.keys(), polarities,
                                                            WordEncodings(store, cfg.device, words_progress),
                                                            seed=cfg.seed)
@@ -355,24 +355,13 @@ class SentenceHead:
     def fit(cls, texts, data: "Data", cfg: TrainConfig, progress=None) -> "SentenceHead":
         import torch
 
+        from .encoder import Encoder
         from .refine import fit_probe
 
-        encodings = torch.from_numpy(cls.encode(texts, cfg.device, progress))
+        encodings = torch.from_numpy(encode_in_chunks(Encoder.load(device=cfg.device), list(texts), progress))
         train = torch.from_numpy(data.train)
         weights = fit_probe(encodings[train], torch.from_numpy(data.labels[data.train]).float(), cls.L2)
-        return cls(weights, torch.sigmoid(encodings @ weights[:-1] + weights[-1]).numpy())
-
-    @staticmethod
-    def encode(texts, device: str, progress=None) -> np.ndarray:
-        from .encoder import Encoder
-
-        encoder = Encoder.load(device=device)
-        out = np.empty((len(texts), encoder.dim), dtype=np.float32)
-        for start in range(0, len(texts), 2048):
-            out[start:start + 2048], _ = encoder.encode(list(texts[start:start + 2048]))
-            if progress:
-                progress(min(start + 2048, len(texts)), len(texts))
-        return out
+        return cls(weights, cls._sigmoid(weights, encodings))
 
     def saved(self) -> dict:
         return {"weights": self.weights, "encoder": "packaged:all-MiniLM-L6-v2"}
@@ -381,8 +370,25 @@ class SentenceHead:
     def probabilities(cls, saved: dict, texts) -> np.ndarray:
         import torch
 
-        weights = saved["weights"]
-        return torch.sigmoid(torch.from_numpy(cls.encode(texts, "cpu")) @ weights[:-1] + weights[-1]).numpy()
+        from .encoder import Encoder
+
+        return cls._sigmoid(saved["weights"], torch.from_numpy(encode_in_chunks(Encoder.load(device="cpu"), texts)))
+
+    @staticmethod
+    def _sigmoid(weights, encodings) -> np.ndarray:
+        from .refine import probe_scores
+
+        return probe_scores(weights, encodings).sigmoid().numpy()
+
+
+def encode_in_chunks(encoder, texts: list[str], progress=None, chunk: int = 8192) -> np.ndarray:
+    """The encoder's unit vectors of `texts`, with progress(done, total) after every chunk."""
+    out = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    for start in range(0, len(texts), chunk):
+        out[start:start + chunk], _ = encoder.encode(texts[start:start + chunk])
+        if progress:
+            progress(min(start + chunk, len(texts)), len(texts))
+    return out
 
 
 def _fine_tuned_matrix(store, model, data: Data) -> np.ndarray:
@@ -398,8 +404,6 @@ class WordEncodings:
     words (bfloat16 where the CPU has it: about 1.4x as fast, cosine 0.99998 to float32), cached in
     STORE/train/ (float16, about 270 MB for the 346,000 words of GloVe 6B) so that the next run
     on the store skips the few minutes they take."""
-
-    CHUNK = 8192
 
     def __init__(self, store, device: str, progress=None):
         self.directory, self.device, self.progress = store.path / "train", device, progress
@@ -424,11 +428,7 @@ class WordEncodings:
         bf16 = self.device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         encoder = Encoder.load(quantize="bf16" if bf16 else "none", device=self.device)
         encoder.short_in_float32 = 0  # single words: all short
-        out = np.empty((len(words), encoder.dim), dtype=np.float32)
-        for start in range(0, len(words), self.CHUNK):
-            out[start:start + self.CHUNK], _ = encoder.encode(words[start:start + self.CHUNK])
-            if self.progress:
-                self.progress(min(start + self.CHUNK, len(words)), len(words))
+        out = encode_in_chunks(encoder, words, self.progress)
         self._cache(path, out)
         return out
 
