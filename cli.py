@@ -16,8 +16,8 @@ import time
 
 import click
 
-from engine.errors import MACHINE_ERRNOS, SimdexError
-from engine.records import to_json
+from .engine.errors import MACHINE_ERRNOS, SimdexError
+from .engine.records import to_json
 
 
 # -- shared options and output ------------------------------------------------------------------
@@ -74,7 +74,7 @@ def user_errors(command):
 
 
 def open_store(store_path, version=None):
-    from engine.store import Store
+    from .engine.store import Store
     return Store.open(store_path, version=version)
 
 
@@ -191,8 +191,8 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
         simdex ingest glove.6B.300d.txt
         simdex ingest wiki.en.vec.gz --limit 200000 --on-error skip
     """
-    from engine.ingest import ingest as run_ingest
-    from engine.store import Store
+    from .engine.words.ingest import ingest as run_ingest
+    from .engine.store import Store
 
     with Store.create(store_path) as store:
         progress = (ProgressLine(f"ingest {source}") if source else
@@ -269,8 +269,8 @@ def versions(store_path, as_json):
 @user_errors
 def stores(as_json):
     """List the named stores in the per-user data directory (~/.local/share/simdex)."""
-    from engine.local import list_stores
-    from engine.store import data_dir
+    from .engine.backends.local import list_stores
+    from .engine.store import data_dir
 
     found = list_stores(data_dir())
     if not found and not as_json:
@@ -314,8 +314,8 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
         simdex encode reviews.csv --column text --id-column review_id --store reviews
         simdex search "a gripping thriller" --store reviews
     """
-    from engine.encode import encode_input
-    from engine.store import Store
+    from .engine.sentences.encode import encode_input
+    from .engine.store import Store
 
     with Store.create(store_path) as store:
         state = store.index_state() if store.versions() else None
@@ -327,7 +327,7 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
         if result.resumed:
             click.echo(f"resumed: {result.resumed:,} texts encoded by an interrupted run were kept", err=True)
         if state is not None and result.version != result.parent and state["version"] == result.parent:
-            from indexes import extend_index
+            from .indexes import extend_index
 
             extended = extend_index(store)
             click.echo(f"the {extended.kind} index now covers version {extended.version} "
@@ -479,7 +479,7 @@ def rank(word1, word2, version, store_path, as_json):
 @user_errors
 def export(out, fmt, scale, version, store_path, as_json):
     """Write a version's vectors to OUT (npy also writes OUT.vocab.txt)."""
-    from engine.export import export as run_export
+    from .engine.words.export import export as run_export
 
     with open_store(store_path, version) as store:
         record = run_export(store, out, format=fmt, scale=scale)
@@ -562,7 +562,7 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
         simdex train sentiment --dataset rotten_tomatoes --model cnn --compare-freeze
         simdex train sentiment --dataset imdb --init random --dim 100
     """
-    from engine.train import TrainConfig, train_sentiment
+    from .engine.training.train import TrainConfig, train_sentiment
 
     if device is None:
         import torch
@@ -588,7 +588,7 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
                                      sentences_progress=ProgressLine("sentence head: encoding the texts",
                                                                      unit="texts", scale=1))
             if result.version is not None and index is not None and index["version"] == result.parent:
-                from indexes import build_index
+                from .indexes import build_index
 
                 target = float(index["params"].get("target_recall", 0.95))
                 built = build_index(store, kind=index["kind"], target_recall=target,
@@ -658,7 +658,7 @@ def predict(texts, lines_file, version, store_path, as_json):
         simdex predict "a gripping, beautifully acted thriller" "a dull mess"
         simdex predict --file reviews.txt --json
     """
-    from engine.predict import predict as predict_texts
+    from .engine.training.predict import predict as predict_texts
 
     texts = arguments_and_lines(texts, lines_file, "TEXT")
     with open_store(store_path, version) as store:
@@ -685,8 +685,8 @@ def serve(host, port, store_path):
     """
     import uvicorn
 
-    from engine.store import Store
-    from web.app import create_app
+    from .engine.store import Store
+    from .web.app import create_app
 
     Store.open(store_path, read_only=True).close()  # a missing or damaged store: one Error line, now
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -698,7 +698,7 @@ def serve(host, port, store_path):
 # -- moving stores between backends ---------------------------------------------------------------
 
 def transfer(source, destination, label, as_json) -> None:
-    from engine.transfer import copy_version
+    from .engine.backends.transfer import copy_version
 
     progress = ProgressLine(label, unit="rows", scale=1)
     result = copy_version(source, destination, progress=progress)
@@ -721,7 +721,7 @@ def push(address, store_path, as_json):
         simdex push --to milvus-lite://./stores.db/glove
         simdex neighbors frog --store milvus://localhost:19530/glove
     """
-    from engine.store import Store
+    from .engine.store import Store
 
     with open_store(store_path) as source, Store.create(address) as destination:
         transfer(source, destination, f"push to {address}", as_json)
@@ -733,7 +733,7 @@ def push(address, store_path, as_json):
 @user_errors
 def pull(address, store_path, as_json):
     """Copy ADDRESS's current version into the local store (--store), as a new current version."""
-    from engine.store import Store
+    from .engine.store import Store
 
     with Store.open(address) as source, Store.create(store_path) as destination:
         transfer(source, destination, f"pull from {address}", as_json)
@@ -762,7 +762,7 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         simdex index build --kind ivfpq --target-recall 0.9
         simdex index build --kind "IVF1024,SQ8"
     """
-    from indexes import build_index
+    from .indexes import build_index
 
     with open_store(store_path) as store:
         state = store.index_state()
@@ -801,7 +801,7 @@ def eval_group():
 
 
 def result_table(result) -> list[str]:
-    from engine.evaluate import AnalogyResult
+    from .engine.words.evaluate import AnalogyResult
 
     if not isinstance(result, AnalogyResult):
         return [f"{result.name}: spearman {result.spearman:.4f}  pearson {result.pearson:.4f}  "
@@ -826,7 +826,7 @@ def result_table(result) -> list[str]:
 @user_errors
 def eval_analogies(file, restrict, method, exact, on_error, version, store_path, as_json):
     """Accuracy on an analogy set (questions-words.txt format; default: the bundled Google set)."""
-    from engine.evaluate import evaluate_analogies
+    from .engine.words.evaluate import evaluate_analogies
 
     with open_store(store_path, version) as store:
         progress = ProgressLine("eval analogies", unit="questions", scale=1)
@@ -847,8 +847,8 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
 @user_errors
 def eval_pairs(files, restrict, on_error, version, store_path, as_json):
     """Spearman and Pearson correlation with human similarity scores (default: WordSim-353, SimLex-999)."""
-    from engine import packaged
-    from engine.evaluate import evaluate_pairs
+    from .engine import packaged
+    from .engine.words.evaluate import evaluate_pairs
 
     with open_store(store_path, version) as store:
         results = [evaluate_pairs(store, path, restrict=restrict, on_error=on_error)
@@ -863,7 +863,7 @@ def eval_pairs(files, restrict, on_error, version, store_path, as_json):
 @user_errors
 def eval_all(restrict, method, exact, version, store_path, as_json):
     """Every bundled benchmark: the Google analogies, WordSim-353 and SimLex-999."""
-    from engine.evaluate import evaluate_all
+    from .engine.words.evaluate import evaluate_all
 
     with open_store(store_path, version) as store:
         progress = ProgressLine("eval analogies", unit="questions", scale=1)
@@ -884,7 +884,7 @@ def eval_compare(first, second, restrict, method, exact, store_path, as_json):
 
     Both are searched the same way: through their own indexes when both have one, else both
     exactly (and --exact makes both exact)."""
-    from engine.evaluate import compare
+    from .engine.words.evaluate import compare
 
     with open_store(store_path, first) as a, open_store(store_path, second) as b:
         progress = ProgressLine("eval compare", unit="questions", scale=1)
@@ -901,7 +901,3 @@ def eval_compare(first, second, restrict, method, exact, store_path, as_json):
     click.echo(f"{'metric':<{width}}  {'v' + str(first):>8}  {'v' + str(second):>8}  {'diff':>8}")
     output(False, comparison.rows,
            lambda r: f"{r['metric']:<{width}}  {r['v1']:8.4f}  {r['v2']:8.4f}  {r['diff']:+8.4f}")
-
-
-if __name__ == "__main__":
-    cli()

@@ -29,7 +29,6 @@ import numpy as np
 
 from common import PYTHON, ROOT, SIMDEX, machine, run_measured, write_section
 
-sys.path.insert(0, str(ROOT))
 
 ST_PROCESS = """
 import sys, time
@@ -49,9 +48,9 @@ def main():
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from engine import Store, packaged
-    from engine.encoder import resolve_model
-    from indexes import build_index
+    from simdex.engine import Store, packaged
+    from simdex.engine.sentences.model import resolve_model
+    from simdex.indexes import build_index
 
     torch.set_num_threads(2)
     texts = packaged.reviews("rotten_tomatoes")[0]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from common import ROOT, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
 from bench_query import gensim_kv  # noqa: E402
 from gensim.models import KeyedVectors  # noqa: E402
@@ -48,9 +47,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-gensim-mul", action="store_true")
     args = parser.parse_args()
-    from engine import Store, packaged
-    from engine.evaluate import evaluate_analogies, evaluate_pairs
-    from engine.ingest import ingest
+    from simdex.engine import Store, packaged
+    from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs
+    from simdex.engine.words.ingest import ingest
 
     kv = gensim_kv()
     store_path = Path(tempfile.mkdtemp(prefix="simdex-bench-"))

@@ -20,7 +20,6 @@ import numpy as np
 
 from common import ROOT, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
 from bench_query import gensim_kv  # noqa: E402
 
@@ -51,12 +50,12 @@ def shown(params: dict) -> dict:
 def main():
     import faiss
 
-    from engine import Store
-    from engine.evaluate import evaluate_analogies
-    from engine.records import to_json
-    from engine.ingest import ingest
-    from indexes.build import build_index, measure_recall
-    from engine.query import search as exact_search
+    from simdex.engine import Store
+    from simdex.engine.words.evaluate import evaluate_analogies
+    from simdex.engine.records import to_json
+    from simdex.engine.words.ingest import ingest
+    from simdex.indexes.build import build_index, measure_recall
+    from simdex.engine.query import search as exact_search
 
     kv = gensim_kv()
     base = Path(tempfile.mkdtemp(prefix="simdex-bench-"))

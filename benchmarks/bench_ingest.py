@@ -37,8 +37,7 @@ def binary_copy(text_path) -> str:
         import numpy as np
         from gensim.models import KeyedVectors
 
-        sys.path.insert(0, str(ROOT))
-        from engine import packaged
+        from simdex.engine import packaged
 
         words, matrix, _ = packaged.load()
         kv = KeyedVectors(vector_size=matrix.shape[1], dtype=np.float32)

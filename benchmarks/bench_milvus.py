@@ -27,13 +27,12 @@ import numpy as np
 
 from common import ROOT, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
-from engine import Store  # noqa: E402
-from engine.evaluate import evaluate_analogies  # noqa: E402
-from engine.ingest import ingest  # noqa: E402
-from engine.transfer import copy_version  # noqa: E402
-from indexes import build_index  # noqa: E402
+from simdex.engine import Store  # noqa: E402
+from simdex.engine.words.evaluate import evaluate_analogies  # noqa: E402
+from simdex.engine.words.ingest import ingest  # noqa: E402
+from simdex.engine.backends.transfer import copy_version  # noqa: E402
+from simdex.indexes import build_index  # noqa: E402
 
 
 def recall(found, truth) -> float:

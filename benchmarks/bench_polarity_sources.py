@@ -27,16 +27,15 @@ import torch
 
 from common import ROOT, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
 from bench_train import afinn, vader  # noqa: E402
-from engine import Store  # noqa: E402
-from engine.encoder import Encoder  # noqa: E402
-from engine.ingest import ingest  # noqa: E402
-from engine.labelled import read_labelled, tokenize  # noqa: E402
-from engine.refine import (PROBE_MIN_RATIO, WORD, default_min_docs, fit_probe, probe_scores,  # noqa: E402
+from simdex.engine import Store  # noqa: E402
+from simdex.engine.sentences.model import Encoder  # noqa: E402
+from simdex.engine.words.ingest import ingest  # noqa: E402
+from simdex.engine.training.labelled import read_labelled, tokenize  # noqa: E402
+from simdex.engine.training.polarity import (PROBE_MIN_RATIO, WORD, default_min_docs, fit_probe, probe_scores,  # noqa: E402
                            word_polarities)
-from engine.train import held_out  # noqa: E402
+from simdex.engine.training.train import held_out  # noqa: E402
 
 SETTINGS = ((5, 0.5), (20, 0.5), (20, 1.0), (50, 1.0))
 

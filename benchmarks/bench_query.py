@@ -20,7 +20,6 @@ import numpy as np
 
 from common import DATA, PYTHON, ROOT, SIMDEX, machine, median, run_measured, write_section
 
-sys.path.insert(0, str(ROOT))
 
 GENSIM = """
 import sys
@@ -34,7 +33,7 @@ for word, score in kv.most_similar("king", topn=10):
 def gensim_kv():
     from gensim.models import KeyedVectors
 
-    from engine import packaged
+    from simdex.engine import packaged
 
     words, matrix, _ = packaged.load()
     kv = KeyedVectors(vector_size=matrix.shape[1], dtype=np.float32)
@@ -46,8 +45,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    from engine import Store
-    from engine.ingest import ingest
+    from simdex.engine import Store
+    from simdex.engine.words.ingest import ingest
 
     DATA.mkdir(exist_ok=True)
     kv = gensim_kv()

@@ -26,11 +26,10 @@ import numpy as np
 
 from common import ROOT, SIMDEX, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
-from engine import Store  # noqa: E402
-from engine.ingest import ingest  # noqa: E402
-from indexes import build_index  # noqa: E402
+from simdex.engine import Store  # noqa: E402
+from simdex.engine.words.ingest import ingest  # noqa: E402
+from simdex.indexes import build_index  # noqa: E402
 
 CLIENTS = 8
 

@@ -24,12 +24,11 @@ import numpy as np
 
 from common import ROOT, machine, write_section
 
-sys.path.insert(0, str(ROOT))
 
-from engine import Store, packaged  # noqa: E402
-from engine.evaluate import evaluate_analogies, evaluate_pairs  # noqa: E402
-from engine.ingest import ingest  # noqa: E402
-from engine.train import TrainConfig, train_sentiment  # noqa: E402
+from simdex.engine import Store, packaged  # noqa: E402
+from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs  # noqa: E402
+from simdex.engine.words.ingest import ingest  # noqa: E402
+from simdex.engine.training.train import TrainConfig, train_sentiment  # noqa: E402
 
 
 def vader() -> dict[str, float]:
@@ -167,9 +166,9 @@ class Vectors:
 
 def strength_sweep(store, default: float) -> list[tuple[float, dict]]:
     """The current version (IMDB fine-tuned, --no-refine) with the coordinate at a few strengths."""
-    from engine.labelled import read_labelled
-    from engine.refine import polarity_coordinate, word_polarities
-    from engine.train import Data, WordEncodings
+    from simdex.engine.training.labelled import read_labelled
+    from simdex.engine.training.polarity import polarity_coordinate, word_polarities
+    from simdex.engine.training.train import Data, WordEncodings
 
     texts, labels, *_ = read_labelled(None, dataset="imdb")
     data = Data(texts, labels, store, TrainConfig())

@@ -23,8 +23,7 @@ def glove_text() -> Path:
     """benchmarks/data/glove.6B.50d.txt, written once from the packaged vectors."""
     path = DATA / "glove.6B.50d.txt"
     if not path.exists():
-        sys.path.insert(0, str(ROOT))
-        from engine import packaged
+        from simdex.engine import packaged
 
         DATA.mkdir(exist_ok=True)
         print(f"writing {path} from the packaged vectors ...", file=sys.stderr)

@@ -1,6 +1,6 @@
 """simdex's data side: the store, ingestion, exact queries, evaluation.
 
-    from engine import Store
+    from simdex import Store
     store = Store.open(path)                # a path, or a bare name ("default", "reviews")
     store.analogy("man", "king", "woman")   # [("queen", 0.86...)]
 """
@@ -9,8 +9,8 @@ from .errors import (BadEvalFile, BadIndex, BadInput, BadModel, BadOption, BadQu
                      EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
                      UnknownWord, WrongKind)
 from .store import Store, Version, data_dir, default_store_path
-from .local import LocalStore  # noqa: E402  (registers the local backend with Store.open)
-from .milvus import MilvusStore  # noqa: E402  (milvus:// and milvus-lite:// addresses; pymilvus loads on use)
+from .backends.local import LocalStore
+from .backends.milvus import MilvusStore
 
 __all__ = ["Store", "LocalStore", "MilvusStore", "Version", "data_dir", "default_store_path", "SimdexError", "StoreNotFound", "EmptyStore",
            "UnknownVersion", "UnknownWord", "BadVectorFile", "BadInput", "BadQuery", "BadOption", "BadIndex",

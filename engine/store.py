@@ -289,7 +289,7 @@ class Store:
         """The encoder this sentence store's version was made with (loaded once; imports torch)."""
         self.require_kind("sentences", "encoding a query")
         if getattr(self, "_encoder", None) is None:
-            from .encoder import Encoder
+            from .sentences.model import Encoder
 
             self._encoder = Encoder.for_settings(self.version.config, root=getattr(self, "path", None))
         return self._encoder

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from engine.errors import BadIndex
-from engine.query import search as exact_search
+from ..engine.errors import BadIndex
+from ..engine.query import search as exact_search
 
 from .searcher import Family, Searcher
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from engine.query import COSMUL_EPSILON, normalize
-from engine.query import search as exact_search
+from ..engine.query import COSMUL_EPSILON, normalize
+from ..engine.query import search as exact_search
 
 _CORES = os.cpu_count() or 1
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import Store
-from engine.ingest import ingest
+from simdex import Store
+from simdex.engine.words.ingest import ingest
 
 
 def write_text(path, lines, header=None, encoding="utf-8", newline="\n"):
@@ -59,7 +59,7 @@ def glove_kv():
     """gensim's KeyedVectors over the same packaged vectors: the reference."""
     from gensim.models import KeyedVectors
 
-    from engine import packaged
+    from simdex.engine import packaged
 
     words, matrix, _ = packaged.load()
     kv = KeyedVectors(vector_size=matrix.shape[1], dtype=np.float32)
@@ -70,6 +70,6 @@ def glove_kv():
 @pytest.fixture(scope="session")
 def glove_text(tmp_path_factory):
     """The packaged vectors written once as a real glove.6B.50d.txt (171 MB)."""
-    from engine import packaged
+    from simdex.engine import packaged
 
     return packaged.write_glove_text(tmp_path_factory.mktemp("glove_text") / "glove.6B.50d.txt")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from web.app import create_app
+from simdex.web.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -145,7 +145,7 @@ def test_a_sentence_store_is_searched_from_the_page(browser, tmp_path):
     from click.testing import CliRunner
     from selenium.webdriver.common.by import By
 
-    from cli import cli
+    from simdex.cli import cli
 
     texts = tmp_path / "texts.txt"
     texts.write_text("a gripping thriller with a twist\na dull and lifeless comedy\nthe soup was cold\n")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import Store
+from simdex.cli import cli
+from simdex import Store
 
-from .conftest import tiny_lines, write_text
+from conftest import tiny_lines, write_text
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_a_word_query_imports_neither_torch_nor_sqlite_utils(tiny):
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from cli import cli\n"
+        "from simdex.cli import cli\n"
         f"result = CliRunner().invoke(cli, ['neighbors', 'king', '--store', {tiny.store!r}])\n"
         "assert result.exit_code == 0, result.output\n"
         "print(sorted(m for m in ('torch', 'sqlite_utils', 'faiss', 'pyarrow') if m in sys.modules))\n"

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
+from simdex.cli import cli
 from gensim.models import KeyedVectors
 
-from engine import BadEvalFile, packaged
-from engine.evaluate import evaluate_analogies, evaluate_pairs, read_analogies, spearman
-from engine.records import to_json
+from simdex.engine import BadEvalFile, packaged
+from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs, read_analogies, spearman
+from simdex.engine.records import to_json
 
 ANALOGIES = """: royals
 man king woman queen

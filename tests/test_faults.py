@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import Store, StoreFault, StoreReadOnly, UnknownVersion
-from engine.ingest import ingest
+from simdex.cli import cli
+from simdex.engine import Store, StoreFault, StoreReadOnly, UnknownVersion
+from simdex.engine.words.ingest import ingest
 
-from .conftest import tiny_lines, write_text
+from conftest import tiny_lines, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs (a small disk, read-only media) needs root")
@@ -99,7 +99,7 @@ def test_a_store_this_user_may_not_write(tiny_glove, tmp_path):
     Store.open(store).close()  # leaves no -wal / -shm files
     for path in [store, *store.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
-    script = ("import sys; from click.testing import CliRunner; from cli import cli; "
+    script = ("import sys; from click.testing import CliRunner; from simdex.cli import cli; "
               "r = CliRunner().invoke(cli, sys.argv[1:]); "
               "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.exit_code)")
     drop = "-dac_override,-dac_read_search"
@@ -185,7 +185,7 @@ def test_opening_a_bad_version_closes_its_connection(tiny_store):
 
 
 def test_a_killed_index_build_leaves_no_temporary_file(tiny_store):
-    from indexes import build_index
+    from simdex.indexes import build_index
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -201,7 +201,7 @@ def test_a_killed_index_build_leaves_no_temporary_file(tiny_store):
 
 
 def test_a_vanished_index_file_searches_exactly_with_a_notice(tiny_store):
-    from indexes import build_index
+    from simdex.indexes import build_index
 
     build_index(tiny_store, kind="flat")
     os.remove(tiny_store.path / "indexes" / "v1-1.faiss")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import BadQuery, UnknownWord
+from simdex.cli import cli
+from simdex.engine import BadQuery, UnknownWord
 
 
 def run(store, *args):

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cli import cli
-from engine import Store, query
-from engine.evaluate import evaluate_analogies
-from engine.ingest import ingest
-from engine.errors import BadIndex
-from indexes.build import build_index, measure_recall, pq_subquantizers
+from simdex.cli import cli
+from simdex.engine import Store, query
+from simdex.engine.words.evaluate import evaluate_analogies
+from simdex.engine.words.ingest import ingest
+from simdex.engine.errors import BadIndex
+from simdex.indexes.build import build_index, measure_recall, pq_subquantizers
 
-from .conftest import write_text
+from conftest import write_text
 
 
 def clustered(n=12_000, d=64, centers=150, seed=0):
@@ -219,7 +219,7 @@ def test_hnsw_readme_answers(glove_hnsw):
 
 
 def test_searcher_type_is_read_off_the_index(seeded_store, tmp_path):
-    from indexes import Family, IndexType
+    from simdex.indexes import Family, IndexType
 
     store = fresh_copy(seeded_store, tmp_path)
     expected = {"flat": (Family.FLAT, False), "hnsw": (Family.HNSW, False), "ivf": (Family.IVF, False),

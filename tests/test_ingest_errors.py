@@ -13,10 +13,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine import BadVectorFile, Store
-from engine.ingest import ingest
+from simdex.engine import BadVectorFile, Store
+from simdex.engine.words.ingest import ingest
 
-from .conftest import tiny_lines, write_text
+from conftest import tiny_lines, write_text
 
 GOOD = tiny_lines()  # six 4-d lines
 
@@ -141,8 +141,8 @@ def test_a_killed_ingest_leaves_the_old_version_answering(tiny_store, tmp_path):
     path = write_text(tmp_path / "big.txt", lines)
     script = textwrap.dedent(f"""
         import os, signal
-        from engine import Store
-        from engine.ingest import ingest
+        from simdex.engine import Store
+        from simdex.engine.words.ingest import ingest
         def die(done, total, vectors):
             if vectors > 50_000:
                 os.kill(os.getpid(), signal.SIGKILL)

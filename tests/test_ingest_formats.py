@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from engine import Store
-from engine.ingest import ingest
-from engine.parsers import ReadReport, read_text_careful
-from engine.sources import open_source
+from simdex import Store
+from simdex.engine.words.ingest import ingest
+from simdex.engine.words.parsers import ReadReport, read_text_careful
+from simdex.engine.words.sources import open_source
 
-from .conftest import TINY, tiny_lines, write_text
+from conftest import TINY, tiny_lines, write_text
 
 WORDS = list(TINY)
 RAW = np.array(list(TINY.values()), dtype=np.float32)

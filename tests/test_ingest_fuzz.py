@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import BadVectorFile, Store
-from engine.ingest import ingest
+from simdex.engine import BadVectorFile, Store
+from simdex.engine.words.ingest import ingest
 
 DIM = 3
 DAMAGE = [

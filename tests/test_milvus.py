@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import Store
-from engine.evaluate import evaluate_analogies
-from engine.ingest import ingest
-from engine.transfer import copy_version
+from simdex.cli import cli
+from simdex import Store
+from simdex.engine.words.evaluate import evaluate_analogies
+from simdex.engine.words.ingest import ingest
+from simdex.engine.backends.transfer import copy_version
 
-from .conftest import write_text
+from conftest import write_text
 
 ROWS = 5000
 
@@ -101,7 +101,7 @@ def test_the_commands_on_a_milvus_address(stores, tmp_path):
 def test_the_explorer_serves_a_milvus_store(stores):
     from starlette.testclient import TestClient
 
-    from web.app import create_app
+    from simdex.web.app import create_app
 
     local, _, address = stores
     with TestClient(create_app(address)) as client:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import Store
-from engine.ingest import ingest
+from simdex.cli import cli
+from simdex import Store
+from simdex.engine.words.ingest import ingest
 
 ROWS = 5000
 LIMIT = 1 << 20             # the server's request limit here; 5,000 GloVe rows are ~1.6 MB

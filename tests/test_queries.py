@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from engine import BadQuery, EmptyStore, Store, StoreNotFound, UnknownVersion, UnknownWord
-from engine import query
-from engine.ingest import ingest
+from simdex.engine import BadQuery, EmptyStore, Store, StoreNotFound, UnknownVersion, UnknownWord
+from simdex.engine import query
+from simdex.engine.words.ingest import ingest
 
-from .conftest import write_text
+from conftest import write_text
 
 
 def test_neighbors_exact_order_on_hand_made_vectors(tiny_store):

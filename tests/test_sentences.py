@@ -18,11 +18,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import cli
-from engine import BadInput, BadModel, BadOption, Store, UnknownWord, WrongKind, packaged
-from engine.encode import encode_input
-from engine.encoder import Encoder, resolve_model
-from engine.ingest import ingest
+from simdex.cli import cli
+from simdex.engine import BadInput, BadModel, BadOption, Store, UnknownWord, WrongKind, packaged
+from simdex.engine.sentences.encode import encode_input
+from simdex.engine.sentences.model import Encoder, resolve_model
+from simdex.engine.words.ingest import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = resolve_model(None).path
@@ -275,7 +275,7 @@ def test_an_interrupted_encode_resumes(tmp_path, rt_sentences):
     store = tmp_path / "store"
     encode_input(Store.create(store), str(write_lines(tmp_path / "first.txt", rt_sentences[:50])))
     source = write_lines(tmp_path / "rt.txt", rt_sentences[:1500])
-    script = ("import sys\nfrom engine import Store\nfrom engine.encode import encode_input\n"
+    script = ("import sys\nfrom simdex import Store\nfrom simdex.engine.sentences.encode import encode_input\n"
               "def progress(done, total, added):\n    print(added, flush=True)\n"
               f"encode_input(Store.open({str(store)!r}), {str(source)!r}, stage_rows=200, progress=progress)\n")
     child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -343,7 +343,7 @@ def test_no_cuda_here_is_a_clear_error(tmp_path):
 
 
 def test_an_index_over_sentences_follows_new_texts(tmp_path, rt_sentences):
-    from indexes import build_index
+    from simdex.indexes import build_index
 
     store = tmp_path / "store"
     encode_input(Store.create(store), str(write_lines(tmp_path / "a.txt", rt_sentences[:1000])))
@@ -365,7 +365,7 @@ def test_memory_is_bounded_by_the_window_not_the_input(tmp_path):
     """tracemalloc's peak while encoding 40,000 short texts stays near that of 4,000."""
     import tracemalloc
 
-    from engine import encode as encode_module
+    from simdex.engine.sentences import encode as encode_module
 
     def peak(n):
         path = write_lines(tmp_path / f"{n}.txt", [f"t{i}" for i in range(n)])

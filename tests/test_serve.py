@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from cli import cli
-from web.app import create_app
+from simdex.cli import cli
+from simdex.web.app import create_app
 
-from .conftest import write_text
+from conftest import write_text
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_a_users_mistake_is_a_4xx_with_an_error(client, route, params, status, m
 
 
 def test_unknown_words_come_with_close_spellings(client, glove_store):
-    from engine.errors import UnknownWord
+    from simdex.engine.errors import UnknownWord
 
     with pytest.raises(UnknownWord) as raised:
         glove_store.neighbors("frgo")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from engine.tensorfile import MatrixWriter, read_matrix, write_matrix
+from simdex.engine.backends.tensorfile import MatrixWriter, read_matrix, write_matrix
 
 
 def test_round_trip_through_safetensors_torch_and_numpy(tmp_path):

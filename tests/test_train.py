@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from engine import Store
-from engine.ingest import ingest
-from engine.train import TrainConfig, train_sentiment
+from simdex.cli import cli
+from simdex import Store
+from simdex.engine.words.ingest import ingest
+from simdex.engine.training.train import TrainConfig, train_sentiment
 
-from .conftest import write_text
+from conftest import write_text
 
 POSITIVE = ["good", "great", "superb", "lovely", "fine", "brilliant"]
 NEGATIVE = ["bad", "awful", "dreadful", "poor", "dull", "terrible"]
@@ -110,7 +110,7 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
 
     store.set_current(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("engine.encoder.Encoder.load", lambda *a, **k: pytest.fail("the words were encoded again"))
+        patch.setattr("simdex.engine.sentences.model.Encoder.load", lambda *a, **k: pytest.fail("the words were encoded again"))
         again = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
                                 config=tiny_config(sentences="off"))
     assert again.report["polarity"] == polarity
@@ -277,7 +277,7 @@ def test_a_sentence_store_is_refused(tmp_path):
 def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     """2,000 real IMDB reviews on the first 50,000 packaged GloVe words: the classifier beats chance
     clearly, the new version answers queries, and predict labels obvious reviews."""
-    from engine import packaged
+    from simdex.engine import packaged
 
     texts, labels = packaged.reviews("imdb")
     rng = np.random.default_rng(0)
@@ -293,7 +293,7 @@ def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     assert abs(compared["questions-words accuracy (add)"]["diff"]) < 0.02
     assert abs(compared["wordsim353 spearman"]["diff"]) < 0.02
     assert store.analogy("man", "king", "woman")[0][0] == "queen"
-    from engine.predict import predict
+    from simdex.engine.training.predict import predict
 
     labels = [p.label for p in predict(store, ["a wonderful, moving film with superb acting",
                                                "the worst movie ever, a boring waste of time"])]
@@ -305,9 +305,9 @@ def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_
     encoder's head; `simdex predict` on the validation texts gives back the reported accuracy,
     so it reads a text exactly as training and early stopping did. --sentences off leaves the
     encoder out."""
-    from engine import packaged
-    from engine.predict import predict
-    from engine.train import held_out
+    from simdex.engine import packaged
+    from simdex.engine.training.predict import predict
+    from simdex.engine.training.train import held_out
 
     texts, labels = packaged.reviews("rotten_tomatoes")
     pick = np.random.default_rng(0).choice(len(texts), 3000, replace=False)
@@ -327,7 +327,7 @@ def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_
 
     store.set_current(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("engine.encoder.Encoder.load", lambda *a, **k: pytest.fail("the encoder was loaded"))
+        patch.setattr("simdex.engine.sentences.model.Encoder.load", lambda *a, **k: pytest.fail("the encoder was loaded"))
         off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False, sentences="off"))
         assert not off.sentence_head
         predict(store, ["a dull mess"])

@@ -24,8 +24,8 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from engine.errors import SimdexError, UnknownWord
-from engine.records import to_json
+from ..engine.errors import SimdexError, UnknownWord
+from ..engine.records import to_json
 
 STATIC = Path(__file__).parent / "static"
 MAX_K = 500          # answers per request
@@ -42,7 +42,7 @@ def create_app(location) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        from engine.store import Store
+        from ..engine.store import Store
 
         state["store"] = Store.open(location, read_only=True)
         yield
@@ -101,7 +101,7 @@ def create_app(location) -> Starlette:
 
     def projection(q: str, k: int) -> dict:
         """The query and its k neighbours, PCA-projected to 2-D from their stored vectors."""
-        from engine import query
+        from ..engine import query
 
         s = store()
         s.require_kind("words", "the map")

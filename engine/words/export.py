@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SimdexError, check_choice, machine_fault
-from .store import Store
+from ..errors import SimdexError, check_choice, machine_fault
+from ..store import Store
 
 FORMATS = ("glove", "word2vec", "word2vec-binary", "npy")
 _ROWS = 20_000

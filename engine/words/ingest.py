@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import packaged
-from .errors import BadVectorFile, WrongKind, check_choice, check_positive
+from .. import packaged
+from ..errors import BadVectorFile, WrongKind, check_choice, check_positive
 from .parsers import NeedsCarefulReader, ReadReport, read_vectors
 from .sources import open_source
-from .store import Store
+from ..store import Store
 
 
 @dataclass

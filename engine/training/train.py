@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadOption, SimdexError, check_choice
+from ..errors import BadOption, SimdexError, check_choice
 from .labelled import read_labelled, tokenize
 
 
@@ -209,7 +209,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
             [{"params": [p], "lr": cfg.embedding_lr if p is model.embedding.weight else cfg.lr} for p in sparse]))
     checkpoint_path = store.path / "train" / "checkpoint.pt"
     if checkpoint_path.parent.is_dir():  # a killed run's half-written checkpoint (hundreds of MB) goes
-        from .local import remove_abandoned_temporaries
+        from ..backends.local import remove_abandoned_temporaries
 
         remove_abandoned_temporaries(checkpoint_path.parent)
     identity = {"config": asdict(cfg), "data": data_sha, "parent": parent.version}
@@ -272,7 +272,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
                        f"classifier (kept for version {parent.version}) but not written into the store")
         _save_classifier(store, parent.version, classifier)
     else:
-        from .refine import polarity_coordinate, word_polarities
+        from .polarity import polarity_coordinate, word_polarities
 
         vectors = _fine_tuned_matrix(store, model, data)
         polarity_report = {}
@@ -355,8 +355,8 @@ class SentenceHead:
     def fit(cls, texts, data: "Data", cfg: TrainConfig, progress=None) -> "SentenceHead":
         import torch
 
-        from .encoder import Encoder
-        from .refine import fit_probe
+        from ..sentences.model import Encoder
+        from .polarity import fit_probe
 
         encodings = torch.from_numpy(encode_in_chunks(Encoder.load(device=cfg.device), list(texts), progress))
         train = torch.from_numpy(data.train)
@@ -370,13 +370,13 @@ class SentenceHead:
     def probabilities(cls, saved: dict, texts) -> np.ndarray:
         import torch
 
-        from .encoder import Encoder
+        from ..sentences.model import Encoder
 
         return cls._sigmoid(saved["weights"], torch.from_numpy(encode_in_chunks(Encoder.load(device="cpu"), texts)))
 
     @staticmethod
     def _sigmoid(weights, encodings) -> np.ndarray:
-        from .refine import probe_scores
+        from .polarity import probe_scores
 
         return probe_scores(weights, encodings).sigmoid().numpy()
 
@@ -413,7 +413,7 @@ class WordEncodings:
 
         import torch
 
-        from .encoder import Encoder, resolve_model, weights_sha256
+        from ..sentences.model import Encoder, resolve_model, weights_sha256
 
         folder = resolve_model(None)
         digest = hashlib.sha256("\n".join([weights_sha256(folder.weights), *words]).encode()).hexdigest()[:16]
@@ -449,7 +449,7 @@ class WordEncodings:
 
 
 def _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report):
-    from .ingest import unit_rows
+    from ..words.ingest import unit_rows
 
     unit, _ = unit_rows(vectors)
     trained = model.embedding.weight.detach().cpu().numpy()

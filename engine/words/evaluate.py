@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import packaged, query
-from .errors import BadEvalFile, check_choice
-from .store import ANALOGY_METHODS, Store
+from .. import packaged, query
+from ..errors import BadEvalFile, check_choice
+from ..store import ANALOGY_METHODS, Store
 
 SEMANTIC_SECTIONS_PREFIX_SYNTACTIC = "gram"  # questions-words.txt: gram* sections are syntactic
 

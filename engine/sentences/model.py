@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadModel, BadOption, check_choice
+from ..errors import BadModel, BadOption, check_choice
 
 POOLINGS = ("mean", "cls", "pooler")
 QUANTIZE = ("none", "bf16", "int8")

@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import numpy as np
 
-from . import query
-from .errors import BadOption, MilvusFault
-from .store import Version
+from .. import query
+from ..errors import BadOption, MilvusFault
+from ..store import Version
 from .writer import AbortOnError
 
 HNSW = {"M": 16, "efConstruction": 200}

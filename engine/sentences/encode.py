@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadOption, WrongKind, check_positive
-from .local import text_hash
+from ..errors import BadOption, WrongKind, check_positive
+from ..backends.local import text_hash
 from .texts import TextReport, read_texts
-from .writer import stage_segment
+from ..backends.writer import stage_segment
 
 WINDOW = 4096  # texts read, deduplicated and tokenized together
 STAGE_ROWS = 20_000  # new rows committed together
@@ -132,8 +132,8 @@ def _encode_through_local(store, path: str, **options) -> EncodeResult:
     then copied over as the new version. An interrupted run starts again from the beginning."""
     import tempfile
 
-    from .local import LocalStore
-    from .transfer import copy_version
+    from ..backends.local import LocalStore
+    from ..backends.transfer import copy_version
 
     if options.get("quantize") == "int8" or (store.versions() and store.version.config.get("quantize") == "int8"):
         raise BadOption(f"{store.location}: --quantize int8 keeps its quantised model in a local store's folder; "
@@ -156,7 +156,7 @@ def _encode_through_local(store, path: str, **options) -> EncodeResult:
 def _encoder_for(parent, model, pooling, max_length, quantize, device, store_path):
     """A new store's encoder as asked; an existing store's as it recorded (a different model
     or setting would put new rows in another vector space, so it is refused)."""
-    from .encoder import Encoder, resolve_model
+    from .model import Encoder, resolve_model
 
     if parent is None:
         return Encoder.load(model, pooling=pooling, max_length=max_length, quantize=quantize or "none",

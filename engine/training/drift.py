@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import evaluate, query
-from .errors import SimdexError
+from ..words import evaluate
+from .. import query
+from ..errors import SimdexError
 
 SAMPLE_WORDS = ("excellent", "terrible", "good", "bad", "boring", "brilliant", "awful", "wonderful",
                 "king", "france", "computer", "water")

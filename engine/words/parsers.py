@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import BadVectorFile
+from ..errors import BadVectorFile
 from .sources import Source
 
 BATCH_BYTES = 2 << 20

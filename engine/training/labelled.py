@@ -17,9 +17,9 @@ import re
 
 import numpy as np
 
-from . import packaged
-from .errors import BadInput, BadOption
-from .texts import TextReport, input_format, read_texts
+from .. import packaged
+from ..errors import BadInput, BadOption
+from ..sentences.texts import TextReport, input_format, read_texts
 
 DATASETS = {"imdb": "imdb", "rotten_tomatoes": "rotten_tomatoes"}
 _KNOWN = [({"0", "false", "neg", "negative"}, {"1", "true", "pos", "positive"})]

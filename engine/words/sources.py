@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadVectorFile
+from ..errors import BadVectorFile
 
 FORMATS = ("glove", "word2vec", "word2vec-binary", "fasttext")
 TEXT_FORMATS = ("glove", "word2vec", "fasttext")

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput
+from ..errors import BadInput
 
 FORMATS = ("txt", "csv", "tsv", "jsonl")
 DEFAULT_COLUMN = "text"

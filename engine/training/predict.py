@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SimdexError
+from ..errors import SimdexError
 from .labelled import tokenize
 
 

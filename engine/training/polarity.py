@@ -95,7 +95,7 @@ def polarity_coordinate(vectors: np.ndarray, keys: list[str], polarities: dict[s
     """
     import torch
 
-    from .ingest import unit_rows
+    from ..words.ingest import unit_rows
 
     unit, norms = unit_rows(vectors)
     rows = np.array([i for i, word in enumerate(keys) if norms[i] > 0 and WORD.fullmatch(word)], dtype=np.int64)

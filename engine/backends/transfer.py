@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .store import Store
+from ..store import Store
 
 BATCH_ROWS = 50_000
 

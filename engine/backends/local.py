@@ -34,10 +34,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import migrations, query
-from .errors import (DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion,
-                     UnknownWord, close_spellings, machine_fault)
-from .store import Store, Version, resolve_location
+from . import migrations
+from .. import query
+from ..errors import DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion, UnknownWord, close_spellings, machine_fault
+from ..store import Store, Version, resolve_location
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
@@ -475,7 +475,7 @@ class LocalStore(Store):
             return None
         # Imported here, not at the top: faiss costs a quarter of a second to import, and a
         # store without an index (or a query with --exact) never needs it.
-        from indexes.searcher import Searcher
+        from ...indexes.searcher import Searcher
 
         return Searcher.load(path, record["kind"], record["params"], self.vectors())
 

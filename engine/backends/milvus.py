@@ -30,9 +30,9 @@ import re
 
 import numpy as np
 
-from . import query
-from .errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownVersion, UnknownWord
-from .store import Store, Version
+from .. import query
+from ..errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownVersion, UnknownWord
+from ..store import Store, Version
 
 TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
 REQUEST_VARIABLE = "SIMDEX_MILVUS_REQUEST_MB"   # bytes per request, for servers set below the 64 MB default
@@ -397,7 +397,7 @@ class MilvusSearcher:
         return f"Milvus HNSW (ef {self.ef}) at {self.store.location}"
 
     def analogies(self, abc_ids, k: int, method: str = "add", restrict: int | None = None):
-        from indexes.searcher import Searcher  # the local index's over-fetch and exact re-rank
+        from ...indexes.searcher import Searcher  # the local index's over-fetch and exact re-rank
 
         return Searcher.analogies(self, abc_ids, k, method=method, restrict=restrict)
 

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .errors import BadOption, machine_fault
+from ..errors import BadOption, machine_fault
 from .tensorfile import MatrixWriter
 
 KINDS = ("words", "sentences")

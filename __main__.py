@@ -1,0 +1,5 @@
+"""`python -m simdex ...` runs the `simdex` command."""
+
+from .cli import cli
+
+cli()
