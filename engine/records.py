@@ -20,6 +20,12 @@ def to_json(result) -> dict:
     return {name: _value(name, getattr(result, name)) for name in fields}
 
 
+def ranked(title: str, answers, key: str = "word") -> list[dict]:
+    """A query's (key, score) answers, best first, as records `query, rank, KEY, score`."""
+    return [{"query": title, "rank": rank, key: found, "score": round(float(score), 6)}
+            for rank, (found, score) in enumerate(answers, 1)]
+
+
 def _value(name: str, value):
     if hasattr(type(value), "JSON_FIELDS") or dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_json(value)
