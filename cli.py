@@ -17,7 +17,10 @@ import time
 import click
 
 from .engine.errors import MACHINE_ERRNOS, SimdexError
-from .engine.records import to_json
+from .engine.records import ranked, to_json
+from .engine.training.config import MODELS, TrainConfig
+
+TRAINING = TrainConfig()  # the trainer's defaults: the options below show and pass them, never restate them
 
 
 # -- shared options and output ------------------------------------------------------------------
@@ -78,6 +81,12 @@ def open_store(store_path, version=None):
     return Store.open(store_path, version=version)
 
 
+def show_index_follow(follow) -> None:
+    """What became of the store's index when a command made a new version current."""
+    if follow is not None:
+        click.echo(follow.message, err=True)
+
+
 def show_notice(store) -> None:
     """One line on stderr when a query searched exactly although the store has an index."""
     if store.notice:
@@ -99,8 +108,7 @@ def output(as_json: bool, results, table) -> None:
 
 def output_ranked(as_json: bool, title: str, answers, key: str = "word") -> None:
     """A query's (key, score) answers: JSON lines `query, rank, word, score`, or a small table."""
-    records = [{"query": title, "rank": rank, key: word, "score": round(score, 6)}
-               for rank, (word, score) in enumerate(answers, 1)]
+    records = ranked(title, answers, key)
     if as_json:
         output(True, records, None)
         return
@@ -200,12 +208,9 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
         result = run_ingest(store, source, format=fmt, member=member, limit=limit, on_error=on_error,
                             progress=progress)
         progress.done()
-        state = store.index_state()
     if result.skipped:
         click.echo(f"skipped {result.skipped} bad line(s), first: {', '.join(result.first_skipped)}", err=True)
-    if state is not None and state["stale"]:
-        click.echo(f"notice: the {state['kind']} index was built for version {state['version']}; queries on "
-                   f"version {result.version} search exactly until you run `simdex index build`", err=True)
+    show_index_follow(result.index)
     output(as_json, result, lambda r: f"version {r.version}: {r.count:,} vectors of dimension {r.dim} ({r.format}) "
                                       f"in {r.seconds:.2f}s; {r.duplicates} duplicate(s), {r.skipped} skipped")
 
@@ -318,7 +323,6 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
     from .engine.store import Store
 
     with Store.create(store_path) as store:
-        state = store.index_state() if store.versions() else None
         progress = ProgressLine(f"encode {input_path}", unit="lines", scale=1, noun="texts")
         result = encode_input(store, input_path, model=model, pooling=pooling, max_length=max_length,
                               quantize=quantize, device=device, column=column, id_column=id_column,
@@ -326,12 +330,7 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
         progress.done()
         if result.resumed:
             click.echo(f"resumed: {result.resumed:,} texts encoded by an interrupted run were kept", err=True)
-        if state is not None and result.version != result.parent and state["version"] == result.parent:
-            from .indexes import extend_index
-
-            extended = extend_index(store)
-            click.echo(f"the {extended.kind} index now covers version {extended.version} "
-                       f"(recall@10 {extended.recall_at_10:.4f})", err=True)
+        show_index_follow(result.index)
     output(as_json, result, lambda r: (
         f"version {r.version}: {r.count:,} texts ({r.added:,} new, {r.duplicates:,} duplicate(s), {r.skipped:,} "
         f"empty skipped, {r.truncated:,} truncated) in {r.seconds:.2f}s; model loaded in {r.load_seconds:.2f}s"
@@ -525,20 +524,22 @@ def train_group():
                                 "(8,530 sentences).")
 @click.option("--text-column", default="text", show_default=True, help="DATA's column (or field) of texts.")
 @click.option("--label-column", default="label", show_default=True, help="DATA's column of labels (two classes).")
-@click.option("--model", default="bag", show_default=True, help="bag (mean of embeddings), bilstm, or cnn (Kim 2014).")
-@click.option("--freeze/--fine-tune", default=False, show_default=True,
+@click.option("--model", default=TRAINING.model, show_default=True,
+              help=f"{', '.join(MODELS)}: bag (mean of embeddings), bilstm, or cnn (Kim 2014).")
+@click.option("--freeze/--fine-tune", default=TRAINING.freeze, show_default=True,
               help="Train the classifier only (no new version), or fine-tune the word vectors too.")
-@click.option("--init", default="store", show_default=True,
+@click.option("--init", default=TRAINING.init, show_default=True,
               help="store: start from the current version; random: custom embeddings from scratch.")
 @click.option("--dim", type=click.IntRange(min=1), help="With --init random: the embeddings' dimension [default: 50].")
-@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAINING.epochs, show_default=True,
               help="At most; training stops early when validation accuracy stops improving.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="The classifier's learning rate.")
-@click.option("--val-split", type=float, default=0.2, show_default=True, help="Share held out for validation.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr", type=float, default=TRAINING.lr, show_default=True, help="The classifier's learning rate.")
+@click.option("--val-split", type=float, default=TRAINING.val_split, show_default=True,
+              help="Share held out for validation.")
+@click.option("--seed", type=int, default=TRAINING.seed, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
 @click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
-@click.option("--sentences", default="auto", show_default=True,
+@click.option("--sentences", default=TRAINING.sentences, show_default=True,
               help="on: average the word model with a sentence-encoder head (all-MiniLM-L6-v2) on each text; "
                    "auto: for short texts (median at most 64 tokens); off.")
 @click.option("--no-refine", is_flag=True, help="Skip the polarity coordinate given to the fine-tuned vectors.")
@@ -564,9 +565,6 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
     """
     from .engine.training.train import TrainConfig, train_sentiment
 
-    if device is None:
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     config = TrainConfig(model=model, freeze=freeze, init=init, dim=dim, epochs=epochs, lr=lr, val_split=val_split,
                          seed=seed, device=device, add_new_words=add_new_words, refine=not no_refine,
                          sentences=sentences).check()
@@ -576,7 +574,6 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
                                    "(not with --resume or --init random)")
     results = []
     with open_store(store_path) as store:
-        index = store.index_record()
         for frozen, label in runs:
             if label:
                 click.echo(f"-- {label}", err=True)
@@ -587,14 +584,7 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
                                                                  "(once per store)", unit="words", scale=1),
                                      sentences_progress=ProgressLine("sentence head: encoding the texts",
                                                                      unit="texts", scale=1))
-            if result.version is not None and index is not None and index["version"] == result.parent:
-                from .indexes import build_index
-
-                target = float(index["params"].get("target_recall", 0.95))
-                built = build_index(store, kind=index["kind"], target_recall=target,
-                                    progress=ProgressLine("index build", unit="vectors", scale=1))
-                click.echo(f"the {built.kind} index was rebuilt for version {built.version} "
-                           f"(recall@10 {built.recall_at_10:.4f})", err=True)
+            show_index_follow(result.index)
             results.append((label, result))
     if compare_freeze and not as_json:
         click.echo(f"{'':<12}{'frozen':>10}{'fine-tuned':>12}")
@@ -703,6 +693,7 @@ def transfer(source, destination, label, as_json) -> None:
     progress = ProgressLine(label, unit="rows", scale=1)
     result = copy_version(source, destination, progress=progress)
     progress.done()
+    show_index_follow(result.index)
     output(as_json, result, lambda r: f"version {r.version} at {r.destination}: {r.count:,} x {r.dim} from "
                                       f"{r.source} in {r.seconds:.1f}s")
 

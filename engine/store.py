@@ -1,19 +1,31 @@
-"""The store: what every command reads and writes, whatever holds it.
+"""The store contract: what every store answers, whatever holds it, and what every writer does.
 
-    store = Store.open("~/.local/share/simdex/default")   # or a bare name: Store.open("reviews")
-    store.neighbors("king", k=10)                          # [("prince", 0.82...), ...]
+    store = Store.open("default")      # a path, a bare name, or an address: milvus://HOST:PORT/NAME
+    store.neighbors("king", k=10)      # [("prince", 0.82...), ...]
     store.analogy("man", "king", "woman")                  # [("queen", 0.85...)]
 
-`Store` holds the query verbs (neighbours, analogies, similarities, gensim's doesnt_match /
-rank / n_similarity, sentence search), written once over a few primitives: the keys and their
-rows, the unit-length matrix, and a searcher (an ANN index, or None for exact search). Where
-the data lives is a subclass's business: `LocalStore` (engine/local.py, a directory with
-SQLite and safetensors files) is the one every command uses today. No command asks which
-one it has.
+Three types say what a store is:
+
+- `Store` (here): the read side, which every backend answers. A backend provides the
+  primitives marked abstract below (its versions; the keys and their rows; the unit-length
+  matrix; a searcher, or None for exact search) and the query verbs (neighbours, analogies,
+  similarities, gensim's doesnt_match / rank / n_similarity, sentence search) are written once
+  over them. Every store also writes versions (`new_version`) and moves its current one
+  (`set_current`). tests/test_store_contract.py holds every backend to this.
+- `VersionWriter` (here): what every backend's writer does: append rows with their keys,
+  commit (the version appears whole, or not at all), abort.
+- `LocalStore` (engine/backends/local.py): what only a store with a folder of its own adds:
+  segments, staged rows, SQLite transactions, an index file, training files and models. Code
+  that needs one asks for it by name (`local_store(store, what)`), and a Milvus store is told
+  what to do instead.
+
+A backend is chosen by its address's scheme (`BACKENDS`); a path or a bare name is a local store.
 """
 
 from __future__ import annotations
 
+import abc
+import importlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +36,11 @@ from . import query
 from .errors import BadOption, BadQuery, UnknownWord, WrongKind, check_choice
 
 ANALOGY_METHODS = ("add", "mul")
+STORE_KINDS = ("words", "sentences")  # what a store holds
+# address scheme -> (module under engine/, class), imported when an address names it ("": a path or a
+# name); as Django names its database backends, by name, so that this contract imports none of them
+BACKENDS = {"": ("backends.local", "LocalStore"), "milvus": ("backends.milvus", "MilvusStore"),
+            "milvus-lite": ("backends.milvus", "MilvusStore")}
 
 
 def data_dir() -> Path:
@@ -48,6 +65,19 @@ def resolve_location(name_or_path) -> Path:
     return data_dir() / text
 
 
+def backend_for(location) -> type["Store"]:
+    """The Store class for `location`: by its scheme (milvus://, milvus-lite://), else local."""
+    text = "" if location is None else str(location)
+    scheme, separator, _ = text.partition("://")
+    if not separator:
+        scheme = ""
+    elif scheme not in BACKENDS or not scheme:
+        raise BadOption(f"{text}: unknown store address {scheme}:// (a store is a path, a name, "
+                        f"{', '.join(f'{s}://...' for s in BACKENDS if s)})")
+    module, name = BACKENDS[scheme]
+    return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
 @dataclass(frozen=True)
 class Version:
     version: int
@@ -67,49 +97,57 @@ class Version:
         return {name: value for name, value in asdict(self).items() if name in keep}
 
 
-class Store:
-    """One store, read at one version (the current one unless asked otherwise).
+class VersionWriter(abc.ABC):
+    """Writes one new version of a store. Use it as a context manager: leaving the block with an
+    exception before `commit()` (Ctrl-C included) aborts, and the store is as it was."""
 
-    Subclasses provide: `version`, `versions()`, `keys()`, `id_of()`, `keys_of()`,
-    `close_spellings()`, `matrix()`, `searcher()` and the writing side.
-    """
+    version: Version | None = None  # set by commit()
+
+    @property
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Rows of the version so far."""
+
+    @abc.abstractmethod
+    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None) -> None:
+        """Add rows (already unit length) with their keys, original norms and source ranks (and,
+        for sentences, content hashes and external ids)."""
+
+    @abc.abstractmethod
+    def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
+        """Record the version whole (and make it current); nothing of it is visible before."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop everything written so far."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.version is None:
+            self.abort()
+        return False
+
+
+class Store(abc.ABC):
+    """One store, read at one version (the current one unless asked otherwise): the read side
+    every backend answers (see the module's notes)."""
 
     notice: str | None = None  # why a query searched exactly although an index exists
-    local_files = False        # whether the store has a folder of its own (`path`): resumable encodes,
-                               # training checkpoints, quantised models and classifiers live there
-    backends: list[type] = []  # every subclass, in the order defined (engine/__init__ imports them)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Store.backends.append(cls)
-
-    @classmethod
-    def handles(cls, location: str) -> bool:
-        """Whether this backend opens `location` (a backend answers for its own addresses)."""
-        return False
 
     # -- opening: one entry point, whatever holds the store ------------------------------------
 
     @classmethod
     def open(cls, location, version: int | None = None, read_only: bool = False) -> "Store":
-        """Open an existing store (a path or a bare name); raises StoreNotFound, or
+        """Open an existing store (a path, a bare name or an address); raises StoreNotFound, or
         UnknownVersion for a bad `version`."""
-        return cls.backend_for(location).open(location, version=version, read_only=read_only)
+        return backend_for(location).open(location, version=version, read_only=read_only)
 
     @classmethod
     def create(cls, location) -> "Store":
         """Open the store at `location`, creating it when it does not exist."""
-        return cls.backend_for(location).create(location)
-
-    @classmethod
-    def backend_for(cls, location) -> type:
-        if cls is not Store:
-            return cls
-        text = "" if location is None else str(location)
-        for backend in Store.backends:
-            if backend.handles(text):
-                return backend
-        return Store.backends[0]  # the local store: paths and names
+        return backend_for(location).create(location)
 
     def close(self) -> None:
         pass
@@ -120,11 +158,120 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
-    # -- lookups shared by every kind of store ---------------------------------------------------
+    # -- what a backend provides ----------------------------------------------------------------
 
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """The path or address, as messages name the store."""
+
+    @property
+    @abc.abstractmethod
+    def version(self) -> Version:
+        """The version read: the one asked for at open, else the current one when first read."""
+
+    @abc.abstractmethod
+    def versions(self) -> list[Version]:
+        """Every version, oldest first."""
+
+    @abc.abstractmethod
+    def current_version(self) -> int | None:
+        """The current version's number (None for a store with no version yet)."""
+
+    @abc.abstractmethod
+    def get_version(self, number: int) -> Version:
+        """Version `number`; raises UnknownVersion."""
+
+    @abc.abstractmethod
+    def set_current(self, number: int) -> Version:
+        """Make version `number` current (roll back to it, or forward again)."""
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Forget what was read, so that the next read sees what was committed since."""
+
+    @abc.abstractmethod
+    def keys(self) -> list[str]:
+        """The words (or sentence texts), in row order."""
+
+    @abc.abstractmethod
+    def id_of(self, word: str) -> int:
+        """The row of a stored key; raises UnknownWord with close spellings."""
+
+    @abc.abstractmethod
+    def keys_of(self, ids) -> list[str]:
+        """The keys of the given rows, in the given order."""
+
+    @abc.abstractmethod
+    def close_spellings(self, word: str, n: int = 3) -> list[str]:
+        """Up to n stored words that look like `word`."""
+
+    @abc.abstractmethod
     def vectors(self):
-        """The rows to search: `matrix()`, or a view of several segments that copies nothing."""
-        return self.matrix()
+        """The rows to search: (n, d) float32 unit rows, indexable by row ids (a matrix, or a
+        view that reads rows on demand)."""
+
+    @abc.abstractmethod
+    def matrix(self) -> np.ndarray:
+        """(n, d) float32, unit rows (zero rows stay zero); row i is keys()[i]."""
+
+    @abc.abstractmethod
+    def norms(self) -> np.ndarray:
+        """Each row's length before normalisation (it carries frequency information)."""
+
+    @abc.abstractmethod
+    def norms_of(self, ids) -> np.ndarray:
+        """The original norms of the given rows, in the given order."""
+
+    @abc.abstractmethod
+    def ranks(self) -> np.ndarray:
+        """Each row's position among its source's vectors (or input lines), from 1."""
+
+    @abc.abstractmethod
+    def row_of_text(self, text: str) -> int | None:
+        """A sentence store's row holding exactly `text`, or None."""
+
+    @abc.abstractmethod
+    def row_of_external_id(self, external_id: str) -> int | None:
+        """A sentence store's row given `external_id` by its input, or None."""
+
+    @abc.abstractmethod
+    def external_ids(self, rows) -> list:
+        """The external id of each row (None where the input gave none)."""
+
+    @abc.abstractmethod
+    def searcher(self):
+        """The index searcher for the version read, or None: search exactly (then `notice`
+        may say why)."""
+
+    @abc.abstractmethod
+    def index_state(self) -> dict | None:
+        """What `simdex info` and `simdex stores` show of the index, or None."""
+
+    @abc.abstractmethod
+    def info(self) -> dict:
+        """`simdex info`: {store, current, versions (with bytes), index}."""
+
+    @abc.abstractmethod
+    def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None, parent=None,
+                    config=None) -> VersionWriter:
+        """A writer for a new version; use it as a context manager."""
+
+    def stored_file(self, relative: str | None) -> Path | None:
+        """A file the store keeps beside its vectors (a quantised or fine-tuned model), by the
+        name relative to the store that a version records; None for a store without a folder."""
+        return None
+
+    def tensor(self, device=None):
+        """The matrix as a torch tensor on `device` (default: CUDA when there is one), for
+        `torch.nn.Embedding.from_pretrained(store.tensor(), freeze=False)`. Imports torch."""
+        import torch
+
+        from .devices import pick_device
+
+        return torch.from_numpy(np.ascontiguousarray(self.matrix())).to(pick_device(device))
+
+    # -- lookups shared by every kind of store ---------------------------------------------------
 
     def ids_of(self, words) -> np.ndarray:
         return np.array([self.id_of(word) for word in words], dtype=np.int64)
@@ -132,11 +279,6 @@ class Store:
     def key_to_id(self) -> dict[str, int]:
         """The whole vocabulary as a dict, for work that looks up many words."""
         return {key: i for i, key in enumerate(self.keys())}
-
-    def require_local_files(self, what: str) -> None:
-        if not self.local_files:
-            raise BadOption(f"{self.location}: {what} writes into a local store (a folder); do it in one and "
-                            f"`simdex push` the result here")
 
     def require_kind(self, kind: str, what: str) -> None:
         if self.version.kind != kind:
@@ -291,7 +433,8 @@ class Store:
         if getattr(self, "_encoder", None) is None:
             from .sentences.model import Encoder
 
-            self._encoder = Encoder.for_settings(self.version.config, root=getattr(self, "path", None))
+            self._encoder = Encoder.for_settings(self.version.config, int8_model=self.stored_file(
+                self.version.config.get("int8_model")))
         return self._encoder
 
     def encode(self, texts) -> np.ndarray:

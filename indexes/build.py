@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
+from ..engine.backends.local import LocalStore
 from ..engine.errors import BadIndex
+from ..engine.files import temporary_path
 from ..engine.query import search as exact_search
 
 from .searcher import Family, Searcher
@@ -62,9 +64,18 @@ class BuildResult:
     JSON_FIELDS = ("kind", "version", "recall_at_10", "params", "seconds", "factory", "bytes", "target_recall", "met")
 
 
-def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress=None) -> BuildResult:
+def indexed_store(store) -> LocalStore:
+    """A store whose index simdex builds: a local one (Milvus indexes its versions itself)."""
+    if not isinstance(store, LocalStore):
+        raise BadIndex(f"{store.location}: this store indexes each version itself as it is written (HNSW, "
+                       f"tuned to a recall target); there is no index for simdex to build")
+    return store
+
+
+def build_index(store: LocalStore, kind: str = "hnsw", target_recall: float = 0.95, progress=None) -> BuildResult:
     """Build, tune and save an index over `store`'s version; it replaces the store's index when
     saved. An interruption before then leaves the previous index in place."""
+    store = indexed_store(store)
     if not 0 < target_recall <= 1:
         raise BadIndex(f"--target-recall must be in (0, 1], got {target_recall}")
     started = time.perf_counter()
@@ -86,11 +97,11 @@ def build_index(store, kind: str = "hnsw", target_recall: float = 0.95, progress
     return BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
 
 
-def extend_index(store, progress=None) -> BuildResult:
+def extend_index(store: LocalStore, progress=None) -> BuildResult:
     """The store's index, extended to the rows its current version added after the indexed
     version's (new texts), re-tuned to the same target, and saved for the current version.
     When the current version does not begin with the indexed one's rows, it is rebuilt."""
-    record = store.index_record()
+    record = indexed_store(store).index_record()
     if record is None:
         raise BadIndex(f"{store.location}: no index to extend (build one with `simdex index build`)")
     version = store.version
@@ -101,7 +112,7 @@ def extend_index(store, progress=None) -> BuildResult:
         return build_index(store, kind=record["kind"], target_recall=target, progress=progress)
     started = time.perf_counter()
     directory = store.index_directory()
-    index = faiss.read_index(str(store.path / record["path"]))
+    index = faiss.read_index(str(store.index_path(record)))
     matrix = store.vectors()
     start = index.ntotal
     for first in range(start, matrix.shape[0], 50_000):
@@ -119,7 +130,7 @@ def extend_index(store, progress=None) -> BuildResult:
 
 
 def _write(store, directory, index):
-    tmp = store.temporary_file(directory, ".faiss")
+    tmp = temporary_path(directory, ".faiss")
     try:
         faiss.write_index(index, str(tmp))
         with open(tmp, "rb") as f:

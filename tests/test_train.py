@@ -167,6 +167,18 @@ def test_the_index_is_rebuilt_and_compare_freeze_prints_both(tmp_path):
     assert info["current"] == 2 and info["index"]["version"] == 2 and not info["index"]["stale"]
 
 
+def test_the_python_api_keeps_the_index_in_step_as_the_cli_does(tmp_path):
+    from simdex.indexes import build_index
+
+    store = tiny_sentiment_store(tmp_path)
+    build_index(store, kind="flat")
+    result = train_sentiment(store, str(tiny_reviews(tmp_path / "reviews.csv")), text_column="review",
+                             label_column="sentiment", config=tiny_config(sentences="off"))
+    assert result.index.action == "rebuilt" and result.index.built.version == result.version == 2
+    assert store.index_state()["version"] == 2 and not store.index_state()["stale"]
+    assert store.searcher() is not None and store.notice is None
+
+
 def test_frozen_and_random_runs_write_no_version(tmp_path):
     store = tiny_sentiment_store(tmp_path)
     data = str(tiny_reviews(tmp_path / "reviews.csv"))

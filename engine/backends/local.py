@@ -3,6 +3,12 @@
     STORE/store.db                 versions, segments, vocab (key, norm, rank per row), meta, indexes
     STORE/vectors/sN.safetensors   segment N's unit-length rows, float32, memory-mapped on read
     STORE/indexes/vN-M.faiss       the FAISS index built over version N (see indexes/)
+    STORE/models/                  models a version records: int8 encoders, fine-tuned encoders
+    STORE/classifiers/vN.pt        the sentiment classifier trained on version N (`simdex predict`)
+    STORE/train/                   a training run's checkpoint and caches (deletable between runs)
+
+The folder's layout is known here only: code that needs a place asks for it by what it is for
+(`index_directory()`, `classifier_path(version)`, ...).
 
 A version is a list of immutable segments whose rows are concatenated in order (most versions
 have one). A version becomes current only when complete: its new segments are written to
@@ -25,7 +31,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,13 +41,17 @@ import numpy as np
 
 from . import migrations
 from .. import query
-from ..errors import DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion, UnknownWord, close_spellings, machine_fault
+from ..errors import BadOption, DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion, UnknownWord, close_spellings, machine_fault
+from ..files import remove_abandoned_temporaries
 from ..store import Store, Version, resolve_location
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
 VECTORS_DIR = "vectors"
 INDEXES_DIR = "indexes"
+MODELS_DIR = "models"
+CLASSIFIERS_DIR = "classifiers"
+TRAIN_DIR = "train"
 _VERSION_COLUMNS = "version, kind, count, dim, source, sha256, format, parent, created, config, metrics"
 _INDEX_COLUMNS = ("id", "version", "kind", "factory", "path", "params", "recall_at_10", "seconds", "bytes", "created")
 
@@ -62,7 +71,6 @@ def now() -> str:
 
 
 class LocalStore(Store):
-    local_files = True
     """A store directory, read at one version (the current one unless asked otherwise)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, version: int | None = None,
@@ -258,9 +266,9 @@ class LocalStore(Store):
 
         parts = [safetensors.torch.load_file(str(self.path / s.file))["vectors"] for s in self.segments()]
         tensor = parts[0] if len(parts) == 1 else torch.cat(parts)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return tensor.to(device)
+        from ..devices import pick_device
+
+        return tensor.to(pick_device(device))
 
     def _column(self, column: str) -> list:
         values = []
@@ -469,7 +477,7 @@ class LocalStore(Store):
             self.notice = (f"the {record['kind']} index was built for version {record['version']}, not version "
                            f"{number}: searching exactly (rebuild it with `simdex index build`)")
             return None
-        path = self.path / record["path"]
+        path = self.index_path(record)
         if not path.exists():
             self.notice = f"the index file {path} is missing: searching exactly (rebuild it with `simdex index build`)"
             return None
@@ -479,21 +487,52 @@ class LocalStore(Store):
 
         return Searcher.load(path, record["kind"], record["params"], self.vectors())
 
+    def index_path(self, record: dict) -> Path:
+        """The file of an index the store records (index_record())."""
+        return self.path / record["path"]
+
     def check_writable(self) -> None:
         """Raise StoreReadOnly now, before long work whose result could not be saved."""
         if self.read_only_because:
             raise StoreReadOnly(self.path, self.read_only_because)
 
-    def index_directory(self) -> Path:
-        """Where index files go; temporary files of builds that were killed are removed."""
+    # -- the folder's layout: a place for each thing the store keeps ------------------------------
+
+    def _directory(self, name: str) -> Path:
+        """STORE/name, made if missing (a read-only store says so first); temporary files of
+        writers that were killed are removed."""
         self.check_writable()
-        directory = self.path / INDEXES_DIR
+        directory = self.path / name
         try:
             directory.mkdir(exist_ok=True)
         except OSError as e:
             raise machine_fault(e, directory) or e
         remove_abandoned_temporaries(directory)
         return directory
+
+    def vectors_directory(self) -> Path:
+        """Where segment files go."""
+        return self._directory(VECTORS_DIR)
+
+    def index_directory(self) -> Path:
+        """Where index files go."""
+        return self._directory(INDEXES_DIR)
+
+    def models_directory(self) -> Path:
+        """Where models a version records go (int8 encoders, fine-tuned encoders)."""
+        return self._directory(MODELS_DIR)
+
+    def training_directory(self) -> Path:
+        """Where a training run keeps its checkpoint and caches."""
+        return self._directory(TRAIN_DIR)
+
+    def classifier_path(self, version: int, *, for_writing: bool = False) -> Path:
+        """The file of the classifier trained on `version` (made room for when `for_writing`)."""
+        directory = self._directory(CLASSIFIERS_DIR) if for_writing else self.path / CLASSIFIERS_DIR
+        return directory / f"v{int(version)}.pt"
+
+    def stored_file(self, relative: str | None) -> Path | None:
+        return None if relative is None else self.path / relative
 
     def save_index(self, tmp_path, *, version: int, kind: str, factory: str, params: dict, recall_at_10: float,
                    seconds: float) -> None:
@@ -527,21 +566,12 @@ class LocalStore(Store):
 
     def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None, parent=None,
                     config=None):
-        """A VersionWriter (engine/writer.py) for a new version; use it as a context manager."""
-        from .writer import VersionWriter
+        """A LocalVersionWriter (engine/backends/writer.py) for a new version; use it as a context
+        manager."""
+        from .writer import LocalVersionWriter
 
-        return VersionWriter(self, kind=kind, dim=dim, source=source, sha256=sha256, format=format,
-                             parent=parent, config=config or {})
-
-    def vectors_directory(self) -> Path:
-        self.check_writable()
-        directory = self.path / VECTORS_DIR
-        try:
-            directory.mkdir(exist_ok=True)
-        except OSError as e:
-            raise machine_fault(e, directory) or e
-        remove_abandoned_temporaries(directory)
-        return directory
+        return LocalVersionWriter(self, kind=kind, dim=dim, source=source, sha256=sha256, format=format,
+                                  parent=parent, config=config or {})
 
     def next_number(self, table: str) -> int:
         column = {"versions": "version", "segments": "id"}[table]
@@ -594,10 +624,6 @@ class LocalStore(Store):
         if self._pinned is None:
             self.refresh()
 
-    def temporary_file(self, directory: Path, suffix: str) -> Path:
-        """A temporary file name that `remove_abandoned_temporaries` removes once this process is gone."""
-        return directory / f".tmp-{os.getpid()}-{uuid.uuid4().hex}{suffix}"
-
     # -- what `simdex info` shows ---------------------------------------------------------------------
 
     def info(self) -> dict:
@@ -618,6 +644,15 @@ class LocalStore(Store):
                 return None
             total += path.stat().st_size
         return total
+
+
+def local_store(store: Store, what: str, then: str = "`simdex push` the result here") -> "LocalStore":
+    """`store` itself when it is a LocalStore: `what` keeps files in a store's own folder (staged
+    rows, checkpoints, classifiers, models). Another store is told to use a local one, and `then`."""
+    if not isinstance(store, LocalStore):
+        raise BadOption(f"{store.location}: {what} keeps its files in a local store (a folder); work in one "
+                        f"(`simdex pull --from {store.location} --store NAME`) and {then}")
+    return store
 
 
 def list_stores(directory: Path) -> list[dict]:
@@ -644,18 +679,6 @@ def list_stores(directory: Path) -> list[dict]:
 def text_hash(text: str) -> bytes:
     """What identifies a stored text: the first 16 bytes of its UTF-8 sha256."""
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
-
-
-def remove_abandoned_temporaries(directory: Path) -> None:
-    """Remove partial files (.tmp-PID-*) left by writers that were killed (their process is gone)."""
-    for tmp in directory.glob(".tmp-*"):
-        try:
-            pid = int(tmp.name.split("-")[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError):
-            continue
 
 
 def _unwritable(path: Path, db_path: Path) -> str | None:

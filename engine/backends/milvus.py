@@ -64,10 +64,6 @@ class MilvusStore(Store):
         self._loaded: set[str] = set()
         self._head = self._norms = self._ranks = None
 
-    @classmethod
-    def handles(cls, location: str) -> bool:
-        return location.startswith(("milvus://", "milvus-lite://"))
-
     @property
     def location(self) -> str:
         return self._location
@@ -214,9 +210,6 @@ class MilvusStore(Store):
     def index_state(self) -> dict | None:
         return None  # Milvus indexes each version as it is written: nothing for `simdex index` to do
 
-    def index_record(self) -> dict | None:
-        return None  # Milvus indexes its collections itself: nothing for `simdex index` to rebuild
-
     # -- vocabulary and vectors ----------------------------------------------------------------------
 
     @property
@@ -312,11 +305,6 @@ class MilvusStore(Store):
     def vectors(self):
         return self._matrix if self._matrix is not None else RemoteRows(self)
 
-    def tensor(self, device=None):
-        import torch
-
-        return torch.from_numpy(self.matrix()).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
     def head(self, n: int) -> np.ndarray:
         """The first n rows' vectors, read once (the largest head read so far is kept)."""
         if self._matrix is not None:
@@ -353,9 +341,6 @@ class MilvusStore(Store):
         return super().search_vectors(xq, k, restrict=restrict, exclude=exclude)
 
     # -- writing ---------------------------------------------------------------------------------------
-
-    def check_writable(self) -> None:
-        pass
 
     def new_version(self, *, kind: str, dim: int, source=None, sha256=None, format=None, parent=None,
                     config=None, target_recall: float = 0.95):

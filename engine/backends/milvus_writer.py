@@ -12,15 +12,14 @@ from dataclasses import asdict
 import numpy as np
 
 from .. import query
-from ..errors import BadOption, MilvusFault
-from ..store import Version
-from .writer import AbortOnError
+from ..errors import MilvusFault
+from ..store import Version, VersionWriter
 
 HNSW = {"M": 16, "efConstruction": 200}
 EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
 
 
-class MilvusWriter(AbortOnError):
+class MilvusWriter(VersionWriter):
     """A new version written into its own collection; see the module's notes for the order."""
 
     def __init__(self, store, *, kind: str, dim: int, fields: dict, target_recall: float):
@@ -28,7 +27,7 @@ class MilvusWriter(AbortOnError):
         self.target_recall = target_recall
         self.number = max((v.version for v in store.versions()), default=0) + 1
         self.name = store.collection(self.number)
-        self.count = 0
+        self._count = 0
         self.version = None
         self._sample: list[np.ndarray] = []  # rows kept to tune the index against exact search
         client = store.client
@@ -45,11 +44,9 @@ class MilvusWriter(AbortOnError):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         store.call(client.create_collection, self.name, schema=schema)
 
-    def reuse(self, segments) -> None:
-        raise BadOption(f"{self.store.location}: this write is for a local store (train or encode locally, "
-                        f"then `simdex push`)")
-
-    revector = reuse
+    @property
+    def count(self) -> int:
+        return self._count
 
     def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None) -> None:
         unit_rows = np.asarray(unit_rows, dtype=np.float32)
@@ -62,10 +59,10 @@ class MilvusWriter(AbortOnError):
                         "external_id": "" if external_ids is None or external_ids[i] is None else
                         str(external_ids[i]), "vector": unit_rows[i].tolist()} for i in range(start, end)]
             self.store.call(self.store.client.insert, self.name, records)
-            self.count += end - start
+            self._count += end - start
         self._sample.append(unit_rows)  # the exact answers the index is tuned against
 
-    def commit(self, metrics: dict | None = None, make_current: bool = True, unstage=()) -> Version:
+    def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
         store, client = self.store, self.store.client
         try:
             store.call(client.flush, self.name)

@@ -28,6 +28,7 @@ class TransferResult:
     seconds: float
     source: str
     destination: str
+    index: object = None  # what became of the destination's index (indexes.follow.IndexFollow), if it has one
 
     JSON_FIELDS = ("version", "count", "dim", "seconds", "source", "destination")
 
@@ -58,5 +59,7 @@ def copy_version(source: Store, destination: Store, progress=None, parent: int |
             if progress:
                 progress(end, version.count)
         written = writer.commit(metrics=version.metrics)
+    from ...indexes.follow import keep_in_step
+
     return TransferResult(written.version, written.count, written.dim, time.perf_counter() - started,
-                          source.location, destination.location)
+                          source.location, destination.location, keep_in_step(destination))

@@ -8,7 +8,9 @@ transaction as rows arrive; `commit()` renames the files into place and commits.
 nothing is visible, and an exception or Ctrl-C rolls everything back. A writer killed outright
 leaves only temporary files, which the next writer removes.
 
-The writer goes through the store's public methods (engine/local.py owns every SQL statement).
+The writer goes through the store's public methods (local.py owns every SQL statement). Beyond
+what every VersionWriter does (engine/store.py), a local one reuses segments and writes new
+vectors for existing keys, which only segments allow.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import os
 import numpy as np
 
 from ..errors import BadOption, machine_fault
+from ..files import temporary_path
+from ..store import STORE_KINDS, VersionWriter
 from .tensorfile import MatrixWriter
-
-KINDS = ("words", "sentences")
 
 
 class _NewSegment:
@@ -28,7 +30,7 @@ class _NewSegment:
 
     def __init__(self, store, directory, number: int, dim: int, keys: int):
         self.number, self.keys = number, keys
-        self.tmp = store.temporary_file(directory, ".safetensors")
+        self.tmp = temporary_path(directory, ".safetensors")
         self.relative = f"{directory.name}/s{number}.safetensors"
         self.final = store.path / self.relative
         self.matrix = MatrixWriter(self.tmp, dim)
@@ -42,28 +44,13 @@ class _NewSegment:
         return self.matrix.rows
 
 
-class AbortOnError:
-    """A version writer as a context manager: leaving the block with an exception before commit
-    (Ctrl-C included) aborts the write. Subclasses set `version` on commit and define abort()."""
-
-    version = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and self.version is None:
-            self.abort()
-        return False
-
-
-class VersionWriter(AbortOnError):
-    """Writes a new version; a context manager: leaving the block with an exception (Ctrl-C
+class LocalVersionWriter(VersionWriter):
+    """Writes a new version of a LocalStore; leaving its block with an exception (Ctrl-C
     included) rolls everything back. The transaction holds the store's write lock for the
     writer's life; readers carry on (WAL)."""
 
     def __init__(self, store, *, kind, dim, source, sha256, format, parent, config):
-        if kind not in KINDS:
+        if kind not in STORE_KINDS:
             raise BadOption(f"kind must be 'words' or 'sentences', got {kind!r}")
         self.store = store
         self.kind, self.dim = kind, dim

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadOption, WrongKind, check_positive
-from ..backends.local import text_hash
+from ..backends.local import LocalStore, text_hash
 from .texts import TextReport, read_texts
 from ..backends.writer import stage_segment
 
@@ -46,6 +46,7 @@ class EncodeResult:
     load_seconds: float
     resumed: int = 0  # rows an interrupted run had committed, taken in by this one
     parent: int | None = None
+    index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
 
     JSON_FIELDS = ("version", "added", "duplicates", "skipped", "truncated", "count", "dim", "seconds",
                    "load_seconds", "resumed", "parent")
@@ -58,7 +59,7 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
     check_positive("--max-length", max_length)
     check_positive("--batch-size", batch_size)
-    if not store.local_files:
+    if not isinstance(store, LocalStore):
         return _encode_through_local(store, path, model=model, pooling=pooling, max_length=max_length,
                                      quantize=quantize, device=device, column=column, id_column=id_column,
                                      batch_size=batch_size, progress=progress, stdin=stdin)
@@ -67,7 +68,7 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
         raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "
                         f"(for example `--store sentences`)")
     loaded = time.perf_counter()
-    encoder = _encoder_for(parent, model, pooling, max_length, quantize, device, store.path)
+    encoder = _encoder_for(store, parent, model, pooling, max_length, quantize, device)
     encoder.batch_size = batch_size
     settings = encoder.settings()  # hashes the weights: part of loading
     load_seconds = time.perf_counter() - loaded
@@ -80,7 +81,7 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
         # a new int8 store: its model is quantised for its first texts (model preparation, so
         # timed as loading)
         calibrating = time.perf_counter()
-        encoder.calibrate([text for _, text, _ in first_window], store.path / "models")
+        encoder.calibrate([text for _, text, _ in first_window], store.models_directory())
         settings = encoder.settings()
         load_seconds += time.perf_counter() - calibrating
         started += time.perf_counter() - calibrating
@@ -121,9 +122,11 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
                                           "duplicates": counts["duplicates"], "skipped": report.skipped_empty,
                                           "truncated": counts["truncated"]}, unstage=staged)
         version, count = made.version, made.count
+    from ...indexes.follow import keep_in_step
+
     return EncodeResult(version, counts["added"], counts["duplicates"], report.skipped_empty, counts["truncated"],
                         count, encoder.dim, time.perf_counter() - started, load_seconds, resumed,
-                        parent and parent.version)
+                        parent and parent.version, keep_in_step(store))
 
 
 def _encode_through_local(store, path: str, **options) -> EncodeResult:
@@ -132,7 +135,6 @@ def _encode_through_local(store, path: str, **options) -> EncodeResult:
     then copied over as the new version. An interrupted run starts again from the beginning."""
     import tempfile
 
-    from ..backends.local import LocalStore
     from ..backends.transfer import copy_version
 
     if options.get("quantize") == "int8" or (store.versions() and store.version.config.get("quantize") == "int8"):
@@ -153,7 +155,7 @@ def _encode_through_local(store, path: str, **options) -> EncodeResult:
     return result
 
 
-def _encoder_for(parent, model, pooling, max_length, quantize, device, store_path):
+def _encoder_for(store, parent, model, pooling, max_length, quantize, device):
     """A new store's encoder as asked; an existing store's as it recorded (a different model
     or setting would put new rows in another vector space, so it is refused)."""
     from .model import Encoder, resolve_model
@@ -168,7 +170,7 @@ def _encoder_for(parent, model, pooling, max_length, quantize, device, store_pat
         if value is not None and value != recorded.get(name):
             raise BadOption(f"this store holds texts encoded with {name} {recorded.get(name)!r}, not {value!r}; "
                             f"encode into another store (--store NAME), or leave the option out")
-    return Encoder.for_settings(recorded, device=device, root=store_path)
+    return Encoder.for_settings(recorded, device=device, int8_model=store.stored_file(recorded.get("int8_model")))
 
 
 def _windows(records, size):

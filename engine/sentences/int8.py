@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write, temporary_path
+
 RECIPE = "smoothquant-0.75-fold"
 ALPHA = 0.75
 KEEP_FLOAT = ("layer.0/output/dense",)  # MatMuls left in float32
@@ -67,7 +69,7 @@ class Int8Runtime:
         return hidden, pooler if self.with_pooler else None
 
 
-def build(model, tokenizer, texts: list[str], path: Path, max_length: int) -> None:
+def quantize_model(model, tokenizer, texts: list[str], path: Path, max_length: int) -> None:
     """Smooth `model` on `texts`, export it and quantise it; write the result to `path`."""
     import onnx
     import torch
@@ -85,27 +87,24 @@ def build(model, tokenizer, texts: list[str], path: Path, max_length: int) -> No
             pooler = getattr(output, "pooler_output", None)
             return output.last_hidden_state, output.last_hidden_state[:, 0] if pooler is None else pooler
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exported = path.with_name(f".tmp-{os.getpid()}-{path.name}.float.onnx")
-    quantised = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    exported = temporary_path(path.parent, f"{path.name}.float.onnx")
     example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "hidden": {0: "batch", 1: "tokens"}, "pooler": {0: "batch"}}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Outputs(smoothed).eval(), example, str(exported),
-                              input_names=["input_ids", "attention_mask"], output_names=["hidden", "pooler"],
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
-        graph = onnx.load(str(exported), load_external_data=False).graph
-        keep = [node.name for node in graph.node
-                if node.op_type == "MatMul" and any(name in node.name for name in KEEP_FLOAT)]
-        quantize_dynamic(str(exported), str(quantised), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep)
-        os.replace(quantised, path)
+        with atomic_write(path) as quantised:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(Outputs(smoothed).eval(), example, str(exported),
+                                  input_names=["input_ids", "attention_mask"], output_names=["hidden", "pooler"],
+                                  dynamic_axes=axes, opset_version=17, dynamo=False)
+            graph = onnx.load(str(exported), load_external_data=False).graph
+            keep = [node.name for node in graph.node
+                    if node.op_type == "MatMul" and any(name in node.name for name in KEEP_FLOAT)]
+            quantize_dynamic(str(exported), str(quantised), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_exclude=keep)
     finally:
         exported.unlink(missing_ok=True)
-        quantised.unlink(missing_ok=True)
 
 
 def smooth(model, tokenizer, texts, max_length):

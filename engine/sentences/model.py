@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import pick_device
+from ..files import file_sha256
 from ..errors import BadModel, BadOption, check_choice
 
 POOLINGS = ("mean", "cls", "pooler")
@@ -106,14 +108,6 @@ def _read_folder(path: Path, label: str) -> ModelFolder:
     if st_config.is_file():
         max_length = int(json.loads(st_config.read_text()).get("max_seq_length", max_length))
     return ModelFolder(path, label, model_type, dim, pooling, max_length, weights)
-
-
-def weights_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Encoder:
@@ -196,20 +190,20 @@ class Encoder:
     def calibrate(self, texts: list[str], directory: Path) -> None:
         """For int8: quantise the model with input maxima measured on `texts` (the first texts
         of a store), into `directory` (the store's models/); a file already there is reused."""
-        from .int8 import CALIBRATION_TEXTS, RECIPE, build
+        from .int8 import CALIBRATION_TEXTS, RECIPE, quantize_model
 
         texts = list(texts[:CALIBRATION_TEXTS])
         digest = hashlib.sha256(json.dumps([self.sha256, RECIPE, self.max_length, texts]).encode()).hexdigest()
         path = Path(directory) / f"int8-{digest[:20]}.onnx"
         if not path.exists():
-            build(self.model, self.tokenizer, texts, path, self.max_length)
+            quantize_model(self.model, self.tokenizer, texts, path, self.max_length)
         self.use_int8(path)
 
     @classmethod
-    def for_settings(cls, settings: dict, device: str | None = None, root: Path | None = None) -> "Encoder":
+    def for_settings(cls, settings: dict, device: str | None = None, int8_model: Path | None = None) -> "Encoder":
         """The encoder a version recorded (model, weights hash, pooling, length, quantisation;
-        `root`: the store, which holds an int8 model); a BadModel when that model cannot be
-        found any more, or is no longer the same."""
+        `int8_model`: the store's file of the quantised model it records); a BadModel when that
+        model cannot be found any more, or is no longer the same."""
         label = settings.get("model")
         if not label:
             raise BadModel("this version records no encoder model")
@@ -218,17 +212,16 @@ class Encoder:
         except BadModel as e:
             raise BadModel(f"the model this store was encoded with cannot be found any more: {e}") from None
         recorded = settings.get("model_sha256")
-        if recorded and weights_sha256(folder.weights) != recorded:
+        if recorded and file_sha256(folder.weights) != recorded:
             raise BadModel(f"{folder.weights}: not the weights this store was encoded with (their sha256 "
                            f"differs); queries would land in another vector space")
-        int8_model = settings.get("int8_model")
         return cls(folder, settings["pooling"], int(settings["max_length"]), settings.get("quantize", "none"),
-                   pick_device(device), None if int8_model is None or root is None else Path(root) / int8_model)
+                   pick_device(device), int8_model)
 
     @property
     def sha256(self) -> str:
         if self._sha256 is None:
-            self._sha256 = weights_sha256(self.folder.weights)
+            self._sha256 = file_sha256(self.folder.weights)
         return self._sha256
 
     def settings(self) -> dict:
@@ -346,14 +339,3 @@ class TorchRuntime:
             pooler = getattr(output, "pooler_output", None)
             return (output.last_hidden_state.float().cpu().numpy(),
                     None if pooler is None else pooler.float().cpu().numpy())
-
-
-def pick_device(device: str | None) -> str:
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    check_choice("--device", device, ("cpu", "cuda"))
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadOption("--device cuda: no CUDA device here (this torch build or machine has none)")
-    return device

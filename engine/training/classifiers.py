@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MODELS = ("bag", "bilstm", "cnn")
+from .config import MODELS  # noqa: F401  (the names build() takes)
 BUCKETS = 1 << 20  # hashed n-gram features of a bag
 PAD, UNK = 0, 1
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backends.local import local_store
 from ..errors import SimdexError
 from .labelled import tokenize
 
@@ -26,16 +27,12 @@ class Prediction:
     JSON_FIELDS = ("text", "label", "probability")
 
 
-def classifier_path(store, version: int):
-    return store.path / "classifiers" / f"v{version}.pt"
-
-
 def load_classifier(store):
     import torch
 
     from .classifiers import build
 
-    path = classifier_path(store, store.version.version)
+    path = local_store(store, "predict", then="predict there").classifier_path(store.version.version)
     if not path.exists():
         raise SimdexError(f"{store.location}: no classifier for version {store.version.version} (train one with "
                           f"`simdex train sentiment`, or `simdex use` the version it was trained on)")

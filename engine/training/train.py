@@ -24,49 +24,17 @@ import copy
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadOption, SimdexError, check_choice
+from ..backends.local import local_store
+from ..devices import pick_device
+from ..errors import BadOption, SimdexError, StoreFault, check_choice
+from ..files import atomic_write
+from .config import TrainConfig
 from .labelled import read_labelled, tokenize
-
-
-@dataclass
-class TrainConfig:
-    model: str = "bag"          # bag | bilstm | cnn (engine/classifiers.py)
-    freeze: bool = False        # train the classifier only; the word vectors stay as they are
-    init: str = "store"         # store: start from the current version; random: from scratch
-    dim: int | None = None      # with init=random: the vectors' dimension (default 50)
-    epochs: int = 8             # at most: early stopping on validation accuracy
-    patience: int = 2           # epochs without a better validation accuracy before stopping
-    lr: float = 1e-3            # the classifier's (and n-gram features') learning rate (Adam)
-    embedding_lr: float = 1e-4  # the word vectors' learning rate: small, so they keep what they knew
-    batch_size: int = 32
-    val_split: float = 0.2      # held out, stratified, seeded
-    seed: int = 0
-    max_tokens: int = 400       # bilstm and cnn read a text's first tokens
-    min_count: int = 2          # a new word must appear this often in the training split
-    min_ngram_docs: int = 1     # bag: an n-gram must appear in this many training texts to be a feature
-    add_new_words: bool = False  # new words join the store's vocabulary
-    refine: bool = True         # give the vectors a polarity coordinate (engine/refine.py)
-    sentences: str = "auto"     # on | off | auto (on for short texts): average with a sentence-encoder head
-    device: str = "cpu"
-
-    def check(self) -> "TrainConfig":
-        from .classifiers import MODELS
-
-        check_choice("--model", self.model, MODELS)
-        check_choice("--init", self.init, ("store", "random"))
-        check_choice("--sentences", self.sentences, ("auto", "on", "off"))
-        if not 0 < self.val_split < 1:
-            raise BadOption(f"--val-split must be between 0 and 1, got {self.val_split}")
-        if self.epochs < 1 or self.lr <= 0 or self.embedding_lr <= 0:
-            raise BadOption("--epochs must be at least 1 and --lr positive")
-        if self.dim is not None and self.init != "random":
-            raise BadOption("--dim is for --init random (a store's vectors have their own dimension)")
-        return self
 
 
 @dataclass
@@ -89,6 +57,7 @@ class TrainResult:
     sentence_head: bool = False    # whether a sentence-encoder head was averaged in (SentenceHead)
     report: dict = field(default_factory=dict)  # the drift report (engine/drift.py), filled later
     note: str = ""
+    index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
 
     JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
                    "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "sentence_head",
@@ -190,8 +159,9 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
     import torch
 
     cfg = (config or TrainConfig()).check()
+    cfg = replace(cfg, device=pick_device(cfg.device))
+    store = local_store(store, "sentiment training")
     store.require_kind("words", "sentiment training")
-    store.require_local_files("sentiment training")
     parent = store.version
     texts, labels, names, source, data_sha = read_labelled(data_path, dataset=dataset, text_column=text_column,
                                                            label_column=label_column)
@@ -207,11 +177,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
     if sparse:  # the word vectors move slowly (they must stay what they were); n-gram features learn fast
         optimizers.append(torch.optim.SparseAdam(
             [{"params": [p], "lr": cfg.embedding_lr if p is model.embedding.weight else cfg.lr} for p in sparse]))
-    checkpoint_path = store.path / "train" / "checkpoint.pt"
-    if checkpoint_path.parent.is_dir():  # a killed run's half-written checkpoint (hundreds of MB) goes
-        from ..backends.local import remove_abandoned_temporaries
-
-        remove_abandoned_temporaries(checkpoint_path.parent)
+    checkpoint_path = store.training_directory() / "checkpoint.pt"  # (a killed run's half-written one is removed)
     identity = {"config": asdict(cfg), "data": data_sha, "parent": parent.version}
     steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
     schedules = [torch.optim.lr_scheduler.LambdaLR(  # linear decay to zero over the epochs (fastText's schedule)
@@ -289,6 +255,9 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
         with type(store).open(store.path, version=parent.version) as before:
             result.report = {"polarity": polarity_report, "drift": drift_report(before, store)}
         store.set_metrics(version.version, {**version.metrics, **result.report})
+        from ...indexes.follow import keep_in_step
+
+        result.index = keep_in_step(store)
     checkpoint_path.unlink(missing_ok=True)
     return result
 
@@ -406,17 +375,18 @@ class WordEncodings:
     on the store skips the few minutes they take."""
 
     def __init__(self, store, device: str, progress=None):
-        self.directory, self.device, self.progress = store.path / "train", device, progress
+        self.directory, self.device, self.progress = store.training_directory(), device, progress
 
     def __call__(self, words: list[str]) -> np.ndarray:
         import hashlib
 
         import torch
 
-        from ..sentences.model import Encoder, resolve_model, weights_sha256
+        from ..files import file_sha256
+        from ..sentences.model import Encoder, resolve_model
 
         folder = resolve_model(None)
-        digest = hashlib.sha256("\n".join([weights_sha256(folder.weights), *words]).encode()).hexdigest()[:16]
+        digest = hashlib.sha256("\n".join([file_sha256(folder.weights), *words]).encode()).hexdigest()[:16]
         path = self.directory / f"word-encodings-{digest}.npy"
         if path.is_file():
             try:
@@ -434,18 +404,14 @@ class WordEncodings:
 
     def _cache(self, path: Path, encodings: np.ndarray) -> None:
         """Keep them for the next run, if the disk lets us (the run does not need the cache)."""
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_write(path, sync=False) as tmp, open(tmp, "wb") as f:
                 np.save(f, encodings.astype(np.float16))
-            os.replace(tmp, path)
             for stale in path.parent.glob("word-encodings-*.npy"):  # another vocabulary's (or model's)
                 if stale != path:
                     stale.unlink(missing_ok=True)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        except (OSError, StoreFault):
+            pass
 
 
 def _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report):
@@ -472,12 +438,10 @@ def _write_version(store, parent, vectors, model, data, cfg, source, data_sha, r
 def _save_checkpoint(path: Path, identity, model, stateful, epoch, best, best_state, best_epoch) -> None:
     import torch
 
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-checkpoint.pt")
-    torch.save({**identity, "model": model.state_dict(), "optimizer": [o.state_dict() for o in stateful],
-                "epoch": epoch, "best": best, "best_state": best_state, "best_epoch": best_epoch,
-                "torch_rng": torch.get_rng_state()}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, sync=False) as tmp:
+        torch.save({**identity, "model": model.state_dict(), "optimizer": [o.state_dict() for o in stateful],
+                    "epoch": epoch, "best": best, "best_state": best_state, "best_epoch": best_epoch,
+                    "torch_rng": torch.get_rng_state()}, tmp)
 
 
 def _resume(path: Path, identity, model, stateful):
@@ -500,8 +464,5 @@ def _resume(path: Path, identity, model, stateful):
 def _save_classifier(store, version: int, classifier: dict) -> None:
     import torch
 
-    directory = store.path / "classifiers"
-    directory.mkdir(exist_ok=True)
-    tmp = directory / f".tmp-{os.getpid()}-v{version}.pt"
-    torch.save(classifier, tmp)
-    os.replace(tmp, directory / f"v{version}.pt")
+    with atomic_write(store.classifier_path(version, for_writing=True)) as tmp:
+        torch.save(classifier, tmp)

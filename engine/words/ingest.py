@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import packaged
+from ..files import file_sha256
 from ..errors import BadVectorFile, WrongKind, check_choice, check_positive
 from .parsers import NeedsCarefulReader, ReadReport, read_vectors
 from .sources import open_source
@@ -33,6 +34,7 @@ class IngestResult:
     source: str
     format: str
     first_skipped: list[str] = field(default_factory=list)
+    index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
 
     JSON_FIELDS = ("version", "count", "dim", "skipped", "duplicates", "seconds")
 
@@ -50,13 +52,18 @@ def ingest(store: Store, source_path=None, *, format: str = "auto", member: str 
         raise WrongKind(f"{store.location}: this store holds sentences; ingest word vectors into another "
                         f"store (for example `--store words`)")
     if source_path is None or packaged.is_packaged_name(str(source_path)):
-        return _ingest_packaged(store, str(source_path or packaged.DEFAULT), limit, started, progress)
-    source = open_source(source_path, format, member)
-    try:
-        return _ingest_file(store, source, limit, on_error, False, started, progress)
-    except NeedsCarefulReader:
-        # The fast reader saw something odd; the careful one reads it again and explains.
-        return _ingest_file(store, source, limit, on_error, True, started, progress)
+        result = _ingest_packaged(store, str(source_path or packaged.DEFAULT), limit, started, progress)
+    else:
+        source = open_source(source_path, format, member)
+        try:
+            result = _ingest_file(store, source, limit, on_error, False, started, progress)
+        except NeedsCarefulReader:
+            # The fast reader saw something odd; the careful one reads it again and explains.
+            result = _ingest_file(store, source, limit, on_error, True, started, progress)
+    from ...indexes.follow import keep_in_step
+
+    result.index = keep_in_step(store)
+    return result
 
 
 def _ingest_file(store, source, limit, on_error, careful, started, progress) -> IngestResult:
@@ -166,11 +173,3 @@ def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(rows, axis=1)
     unit = np.divide(rows, norms[:, None], out=np.zeros_like(rows), where=norms[:, None] > 0)
     return unit, norms
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
