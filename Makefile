@@ -1,10 +1,10 @@
 # `make demo`: set up, then ingest the packaged GloVe 6B 50d and ask it a few questions.
-# `make test`: set up, then run the tests (what .ci/run does).
+# `make test`: set up, lint (ruff), then run the tests (what .ci/run does).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench floors clean browser
+.PHONY: setup demo test lint bench floors clean browser
 
 setup: $(VENV)/.installed browser
 
@@ -34,8 +34,11 @@ demo: setup
 	$(BIN)/simdex neighbors frog
 	$(BIN)/simdex neighbors "king - man + woman" -k 5
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	cd benchmarks && for script in bench_*.py; do ../$(BIN)/python $$script || exit 1; done

@@ -12,15 +12,16 @@ import functools
 import json
 import os
 import sys
-import time
 
 import click
 
 from .engine.errors import MACHINE_ERRNOS, SimdexError
+from .engine.progress import Progress
 from .engine.records import ranked, to_json
 from .engine.training.config import MODELS, TrainConfig
 
 TRAINING = TrainConfig()  # the trainer's defaults: the options below show and pass them, never restate them
+PROGRESS = Progress.to_stderr()  # long work shows its progress on stderr (engine/progress.py)
 
 
 # -- shared options and output ------------------------------------------------------------------
@@ -117,40 +118,6 @@ def output_ranked(as_json: bool, title: str, answers, key: str = "word") -> None
     output(False, records, lambda r: f"{r['rank']:4d}  {r[key]:<{width}}  {r['score']:.4f}")
 
 
-class ProgressLine:
-    """Progress on stderr (percent, rate, ETA), redrawn a few times a second on a terminal and
-    every 10 seconds otherwise; silent for work that takes under a second."""
-
-    def __init__(self, label: str, unit: str = "MB", scale: float = 1e6, noun: str = "vectors"):
-        self.label, self.unit, self.scale, self.noun = label, unit, scale, noun
-        self.started = time.perf_counter()
-        self.last = 0.0
-        self.shown = False
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done, total, vectors=None):
-        now = time.perf_counter()
-        if self.last == 0.0:  # the clock starts with the work, not with loading what it needs
-            self.started = self.last = now
-        elapsed = now - self.started
-        if elapsed < 1.0 or now - self.last < (0.25 if self.tty else 10.0):
-            return
-        self.last = now
-        rate = done / self.scale / elapsed
-        extra = f"  {vectors:,} {self.noun} ({vectors / elapsed:,.0f}/s)" if vectors is not None else ""
-        if total:
-            eta = (total - done) / (done / elapsed) if done else 0
-            line = f"{self.label}: {100 * done / max(total, 1):5.1f}%{extra}  {rate:,.1f} {self.unit}/s  ETA {eta:,.0f}s"
-        else:
-            line = f"{self.label}: {done:,} {self.unit}{extra}"
-        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
-        self.shown = True
-
-    def done(self):
-        if self.shown and self.tty:
-            click.echo("", err=True)
-
-
 class SimdexGroup(click.Group):
     def main(self, *args, **kwargs):
         try:
@@ -199,15 +166,12 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
         simdex ingest glove.6B.300d.txt
         simdex ingest wiki.en.vec.gz --limit 200000 --on-error skip
     """
-    from .engine.words.ingest import ingest as run_ingest
     from .engine.store import Store
+    from .engine.words.ingest import ingest as run_ingest
 
     with Store.create(store_path) as store:
-        progress = (ProgressLine(f"ingest {source}") if source else
-                    ProgressLine("ingest packaged GloVe 6B 50d", unit="vectors", scale=1))
         result = run_ingest(store, source, format=fmt, member=member, limit=limit, on_error=on_error,
-                            progress=progress)
-        progress.done()
+                            progress=PROGRESS)
     if result.skipped:
         click.echo(f"skipped {result.skipped} bad line(s), first: {', '.join(result.first_skipped)}", err=True)
     show_index_follow(result.index)
@@ -297,12 +261,13 @@ def stores(as_json):
 @click.option("--pooling", type=click.Choice(["mean", "cls", "pooler"]),
               help="[default: the model's sentence-transformers pooling, else mean]")
 @click.option("--max-length", type=click.IntRange(1, 512), help="Tokens per text; longer texts are cut and counted.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Texts per batch [default: about 16k tokens a batch].")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Texts per batch [default: up to 64 texts, fewer when long].")
 @click.option("--column", help="The column (.csv/.tsv) or field (.jsonl) holding the text [default: text].")
 @click.option("--id-column", help="A column or field holding each text's own id.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
 @click.option("--quantize", type=click.Choice(["none", "bf16", "int8"]),
-              help="int8: matrix products in int8, about 2x faster, slightly lossy; bf16: bfloat16 on CPUs "
+              help="int8: matrix products in int8, faster, slightly lossy; bf16: bfloat16 on CPUs "
                    "with AMX / AVX512-BF16 [default: none].")
 @store_options
 @user_errors
@@ -323,11 +288,9 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
     from .engine.store import Store
 
     with Store.create(store_path) as store:
-        progress = ProgressLine(f"encode {input_path}", unit="lines", scale=1, noun="texts")
         result = encode_input(store, input_path, model=model, pooling=pooling, max_length=max_length,
                               quantize=quantize, device=device, column=column, id_column=id_column,
-                              batch_size=batch_size, progress=progress)
-        progress.done()
+                              batch_size=batch_size, progress=PROGRESS)
         if result.resumed:
             click.echo(f"resumed: {result.resumed:,} texts encoded by an interrupted run were kept", err=True)
         show_index_follow(result.index)
@@ -488,31 +451,6 @@ def export(out, fmt, scale, version, store_path, as_json):
 
 # -- training -------------------------------------------------------------------------------------
 
-class TrainProgress:
-    """Training progress on stderr: epoch, loss, examples/s and ETA while an epoch runs (every
-    few seconds), and each epoch's validation accuracy when it ends."""
-
-    def __init__(self):
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-        self.epoch_started = 0.0  # when the epoch under way began (the previous one's end)
-
-    def __call__(self, epoch, epochs, seen, total, loss, elapsed, accuracy=None):
-        now = time.perf_counter()
-        if accuracy is not None:
-            line = f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}  validation accuracy {accuracy:.4f}  ({elapsed:.0f}s)"
-            click.echo(("\r" + line + " " * 10) if self.tty else line, err=True)
-            self.epoch_started = elapsed
-            return
-        if now - self.last < (0.5 if self.tty else 10.0) or elapsed - self.epoch_started < 1.0:
-            return
-        self.last = now
-        rate = seen / max(elapsed - self.epoch_started, 1e-9) if seen else 0.0
-        line = (f"epoch {epoch + 1}/{epochs}: {100 * seen / total:5.1f}%  loss {loss:.4f}  {rate:,.0f} examples/s  "
-                f"ETA {(total - seen) / max(rate, 1e-9):,.0f}s")
-        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
-
-
 @cli.group(name="train")
 def train_group():
     """Train on a word store's vectors."""
@@ -579,11 +517,7 @@ def train_sentiment_command(data, dataset, text_column, label_column, model, fre
                 click.echo(f"-- {label}", err=True)
             config.freeze = frozen
             result = train_sentiment(store, data, dataset=dataset, text_column=text_column, label_column=label_column,
-                                     config=config, resume=resume, progress=TrainProgress(),
-                                     words_progress=ProgressLine("polarity probe: encoding the vocabulary's words "
-                                                                 "(once per store)", unit="words", scale=1),
-                                     sentences_progress=ProgressLine("sentence head: encoding the texts",
-                                                                     unit="texts", scale=1))
+                                     config=config, resume=resume, progress=PROGRESS)
             show_index_follow(result.index)
             results.append((label, result))
     if compare_freeze and not as_json:
@@ -687,12 +621,10 @@ def serve(host, port, store_path):
 
 # -- moving stores between backends ---------------------------------------------------------------
 
-def transfer(source, destination, label, as_json) -> None:
+def transfer(source, destination, as_json) -> None:
     from .engine.backends.transfer import copy_version
 
-    progress = ProgressLine(label, unit="rows", scale=1)
-    result = copy_version(source, destination, progress=progress)
-    progress.done()
+    result = copy_version(source, destination, progress=PROGRESS)
     show_index_follow(result.index)
     output(as_json, result, lambda r: f"version {r.version} at {r.destination}: {r.count:,} x {r.dim} from "
                                       f"{r.source} in {r.seconds:.1f}s")
@@ -715,7 +647,7 @@ def push(address, store_path, as_json):
     from .engine.store import Store
 
     with open_store(store_path) as source, Store.create(address) as destination:
-        transfer(source, destination, f"push to {address}", as_json)
+        transfer(source, destination, as_json)
 
 
 @cli.command()
@@ -727,7 +659,7 @@ def pull(address, store_path, as_json):
     from .engine.store import Store
 
     with Store.open(address) as source, Store.create(store_path) as destination:
-        transfer(source, destination, f"pull from {address}", as_json)
+        transfer(source, destination, as_json)
 
 # -- indexes ----------------------------------------------------------------------------------------
 
@@ -760,14 +692,13 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         if if_stale and state is not None and not state["stale"]:
             click.echo(f"the {state['kind']} index is up to date with version {state['version']}", err=True)
             return
-        progress = ProgressLine(f"index build {kind}", unit="vectors", scale=1)
-        result = build_index(store, kind=kind, target_recall=target_recall, progress=progress)
-        progress.done()
+        result = build_index(store, kind=kind, target_recall=target_recall, progress=PROGRESS)
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
     shown = {name: value for name, value in result.params.items() if name not in ("restricted", "target_recall")}
     output(as_json, result, lambda r: f"{r.kind} index ({r.factory}) over version {r.version}: recall@10 "
-                                      f"{r.recall_at_10:.4f} with {shown}, {r.bytes / 2**20:,.1f} MiB, {r.seconds:.1f}s")
+                                      f"{r.recall_at_10:.4f} with {shown}, {r.bytes / 2**20:,.1f} MiB, "
+                                      f"{r.seconds:.1f}s")
 
 
 # -- evaluation -------------------------------------------------------------------------------------
@@ -820,10 +751,8 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
     from .engine.words.evaluate import evaluate_analogies
 
     with open_store(store_path, version) as store:
-        progress = ProgressLine("eval analogies", unit="questions", scale=1)
         result = evaluate_analogies(store, file, restrict=restrict, method=method, on_error=on_error,
-                                    exact=exact, progress=progress)
-        progress.done()
+                                    exact=exact, progress=PROGRESS)
         show_notice(store)
     output(as_json, result, result_table)
 
@@ -857,9 +786,7 @@ def eval_all(restrict, method, exact, version, store_path, as_json):
     from .engine.words.evaluate import evaluate_all
 
     with open_store(store_path, version) as store:
-        progress = ProgressLine("eval analogies", unit="questions", scale=1)
-        results = evaluate_all(store, restrict=restrict, method=method, exact=exact, progress=progress)
-        progress.done()
+        results = evaluate_all(store, restrict=restrict, method=method, exact=exact, progress=PROGRESS)
         show_notice(store)
     output(as_json, results, result_table)
 
@@ -878,9 +805,7 @@ def eval_compare(first, second, restrict, method, exact, store_path, as_json):
     from .engine.words.evaluate import compare
 
     with open_store(store_path, first) as a, open_store(store_path, second) as b:
-        progress = ProgressLine("eval compare", unit="questions", scale=1)
-        comparison = compare(a, b, restrict=restrict, method=method, exact=exact, progress=progress)
-        progress.done()
+        comparison = compare(a, b, restrict=restrict, method=method, exact=exact, progress=PROGRESS)
     for note in comparison.notes:
         click.echo(f"notice: {note}", err=True)
     if as_json:

@@ -29,7 +29,6 @@ import numpy as np
 
 from common import PYTHON, ROOT, SIMDEX, machine, run_measured, write_section
 
-
 ST_PROCESS = """
 import sys, time
 from sentence_transformers import SentenceTransformer
@@ -119,9 +118,11 @@ def main():
         "|---|---|---|---|",
         f"| sentence-transformers `encode(batch_size=32, normalize_embeddings=True)`, loaded and warm | {st:.2f} | "
         f"{2000 / st:,.0f} | 1 |",
-        f"| `simdex encode` (`seconds`: read, encode, store, commit) | {fp:.2f} | {2000 / fp:,.0f} | **{st / fp:.2f}x** |",
+        f"| `simdex encode` (`seconds`: read, encode, store, commit) | {fp:.2f} | {2000 / fp:,.0f} "
+        f"| **{st / fp:.2f}x** |",
         f"| `simdex encode --quantize int8` | {q8:.2f} | {2000 / q8:,.0f} | **{st / q8:.2f}x** |",
-        *([f"| `simdex encode --quantize bf16` (this CPU has bfloat16 instructions) | {statistics.median(ours['bf16']):.2f} | "
+        *([f"| `simdex encode --quantize bf16` (this CPU has bfloat16 instructions) | "
+           f"{statistics.median(ours['bf16']):.2f} | "
            f"{2000 / statistics.median(ours['bf16']):,.0f} | {st / statistics.median(ours['bf16']):.2f}x |"]
           if "bf16" in modes else []),
         "",

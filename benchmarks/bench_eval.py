@@ -18,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, write_section
-
-
 from bench_query import gensim_kv  # noqa: E402
 from gensim.models import KeyedVectors  # noqa: E402
+
+from common import machine, write_section
 
 
 def gensim_analogies(kv, path, method):

@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import ROOT, machine, write_section
-
-
 from bench_query import gensim_kv  # noqa: E402
+
+from common import machine, write_section
 
 
 def per_query(fn, items, repeat=1):
@@ -51,11 +49,11 @@ def main():
     import faiss
 
     from simdex.engine import Store
-    from simdex.engine.words.evaluate import evaluate_analogies
+    from simdex.engine.query import search as exact_search
     from simdex.engine.records import to_json
+    from simdex.engine.words.evaluate import evaluate_analogies
     from simdex.engine.words.ingest import ingest
     from simdex.indexes.build import build_index, measure_recall
-    from simdex.engine.query import search as exact_search
 
     kv = gensim_kv()
     base = Path(tempfile.mkdtemp(prefix="simdex-bench-"))
@@ -152,7 +150,8 @@ def main():
         f"| simdex exact (`exact=True`) | {exact_time * 1e3:.3f} | {exact_time / gensim_time:.3f} |",
         f"| simdex through HNSW (efSearch={hnsw.params['efSearch']}, recall@10 {hnsw.recall_at_10:.3f}) | "
         f"{ours * 1e3:.3f} | **{ours / gensim_time:.3f}** (1/{gensim_time / ours:.0f}) |",
-        f"| raw FAISS HNSW32 search, same efSearch (no word mapping) | {raw_time * 1e3:.3f} | {raw_time / gensim_time:.3f} |",
+        f"| raw FAISS HNSW32 search, same efSearch (no word mapping) | {raw_time * 1e3:.3f} "
+        f"| {raw_time / gensim_time:.3f} |",
         "",
         f"Inside simdex's time: the FAISS search {search_time * 1e3:.3f} ms, the word -> id -> word mapping "
         f"{mapping_time * 1e3:.4f} ms. Target: at most 1/20 of gensim's time at recall@10 >= 0.95.",
@@ -161,17 +160,20 @@ def main():
         "",
         "| restrict | searched with | recall@10 vs exact restricted (300 words) | per query (ms) | exact (ms) |",
         "|---|---|---|---|---|",
-        *[f"| {r:,} | {'exact' if p is None else 'HNSW `' + str({k: v for k, v in p.items() if k != 'restricted'}) + '`'} | "
+        *[f"| {r:,} | "
+          f"{'exact' if p is None else 'HNSW `' + str({k: v for k, v in p.items() if k != 'restricted'}) + '`'} | "
           f"{recall:.4f} | {t * 1e3:.3f} | {e * 1e3:.3f} |" for r, recall, p, t, e in restricted],
         "",
         "### Builds (`simdex index build --kind K --target-recall 0.95`, 2 threads)",
         "",
-        "| kind | factory | build + tune (s) | recall@10 | tuned params | MiB | vs flat bytes | batch q/s (10,000 queries) |",
+        "| kind | factory | build + tune (s) | recall@10 | tuned params | MiB | vs flat bytes "
+        "| batch q/s (10,000 queries) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind, (result, qps, _) in builds.items():
         lines.append(f"| {kind} | `{result.factory}` | {result.seconds:.1f} | {result.recall_at_10:.4f} | "
-                     f"`{shown(result.params)}` | {result.bytes / 2**20:.1f} | {result.bytes / flat_bytes:.3f} | {qps:,.0f} |")
+                     f"`{shown(result.params)}` | {result.bytes / 2**20:.1f} | {result.bytes / flat_bytes:.3f} "
+                     f"| {qps:,.0f} |")
     lines += ["", f"Raw FAISS `IndexHNSWFlat(50, 32)`, efConstruction 80, add only: {raw_build:.1f} s "
               f"(simdex's HNSW build including tuning: {hnsw.seconds:.1f} s).", "",
               "### Recall@10 / queries per second (batch of 10,000, 2 threads)", "",
@@ -184,7 +186,8 @@ def main():
               "|---|---|---|---|---|---|"]
     for method, exact, through in analogy_rows:
         lines.append(f"| {'3CosAdd' if method == 'add' else '3CosMul'} | {exact.accuracy:.4f} | {exact.seconds:.2f} | "
-                     f"{through.accuracy:.4f} | {through.seconds:.2f} | {100 * (through.accuracy - exact.accuracy):+.2f} |")
+                     f"{through.accuracy:.4f} | {through.seconds:.2f} "
+                     f"| {100 * (through.accuracy - exact.accuracy):+.2f} |")
     lines += ["", "Target: within 0.5 points of exact."]
     write_section("index", "\n".join(lines))
 

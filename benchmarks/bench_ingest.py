@@ -14,9 +14,7 @@ import json
 import shutil
 import tempfile
 
-import sys
-
-from common import PYTHON, ROOT, SIMDEX, glove_text, machine, median, run_measured, write_section
+from common import PYTHON, SIMDEX, glove_text, machine, median, run_measured, write_section
 
 GENSIM = """
 import sys, time

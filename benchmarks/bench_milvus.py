@@ -18,21 +18,19 @@ import contextlib
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, machine, write_section
-
-
 from simdex.engine import Store  # noqa: E402
+from simdex.engine.backends.transfer import copy_version  # noqa: E402
 from simdex.engine.words.evaluate import evaluate_analogies  # noqa: E402
 from simdex.engine.words.ingest import ingest  # noqa: E402
-from simdex.engine.backends.transfer import copy_version  # noqa: E402
 from simdex.indexes import build_index  # noqa: E402
+
+from common import machine, write_section
 
 
 def recall(found, truth) -> float:
@@ -105,12 +103,14 @@ def main() -> None:
         lines.append(f"- Push of {pushed.count:,} x {pushed.dim} into {name} (insert, HNSW build, ef tuning): "
                      f"{pushed.seconds:.1f} s, {pushed.count / pushed.seconds:,.0f} rows/s; tuned "
                      f"{tuned[name]}.")
-    lines += ["", "| backend | batch neighbours (queries/s, 2,000 in one batch) | recall@10 vs exact | one query (ms, median) "
+    lines += ["", "| backend | batch neighbours (queries/s, 2,000 in one batch) | recall@10 vs exact "
+              "| one query (ms, median) "
              "| Google analogies @300,000 | analogy eval (s) |", "|---|---|---|---|---|---|"]
     for name, (qps, rec, single_ms, accuracy, seconds) in rows.items():
         lines.append(f"| {name} | {qps:,.0f} | {rec:.4f} | {single_ms:.1f} | {accuracy:.4f} | {seconds:.1f} |")
     lines += [f"| exact (numpy) | | 1.0000 | | {exact.accuracy:.4f} | {exact.seconds:.1f} |", "",
-              "Targets: analogies through Milvus within 0.005 of exact; batch queries go in requests of up to 1,024 queries."]
+              "Targets: analogies through Milvus within 0.005 of exact; batch queries go in requests of up to 1,024 "
+              "queries."]
     write_section("milvus", "## Milvus (`bench_milvus.py`)\n\n" + "\n".join(lines))
     print("\n".join(lines))
 

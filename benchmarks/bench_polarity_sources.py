@@ -20,22 +20,25 @@ by its probe: it adds the probe's score as one coordinate, which raises the shar
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import torch
-
-from common import ROOT, machine, write_section
-
-
 from bench_train import afinn, vader  # noqa: E402
+
 from simdex.engine import Store  # noqa: E402
 from simdex.engine.sentences.model import Encoder  # noqa: E402
-from simdex.engine.words.ingest import ingest  # noqa: E402
 from simdex.engine.training.labelled import read_labelled, tokenize  # noqa: E402
-from simdex.engine.training.polarity import (PROBE_MIN_RATIO, WORD, default_min_docs, fit_probe, probe_scores,  # noqa: E402
-                           word_polarities)
+from simdex.engine.training.polarity import (  # noqa: E402
+    PROBE_MIN_RATIO,
+    WORD,
+    default_min_docs,
+    fit_probe,
+    probe_scores,
+    word_polarities,
+)
 from simdex.engine.training.train import held_out  # noqa: E402
+from simdex.engine.words.ingest import ingest  # noqa: E402
+
+from common import machine, write_section
 
 SETTINGS = ((5, 0.5), (20, 0.5), (20, 1.0), (50, 1.0))
 
@@ -91,7 +94,8 @@ def main() -> None:
             words = [w for w in lexicon if w in key_to_id]
             probe = dict(zip(words, probe_scores(weights, torch.from_numpy(encoder.encode(words)[0])).numpy()))
             results.append(agreement(probe, lexicon))
-        lines.append(f"| {dataset} | {len(taught):,} (N={default_min_docs(len(rows))}, t={PROBE_MIN_RATIO}) | the trainer's probe "
+        lines.append(f"| {dataset} | {len(taught):,} (N={default_min_docs(len(rows))}, t={PROBE_MIN_RATIO}) "
+                     f"| the trainer's probe "
                      f"(all-MiniLM-L6-v2), every lexicon word | " +
                      " | ".join(f"{n:,}, {a:.3f}" for a, n in results) + " |")
     lines += ["", "A polarity source must agree with a lexicon on more than about 0.84 of the words to raise "

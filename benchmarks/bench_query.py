@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import DATA, PYTHON, ROOT, SIMDEX, machine, median, run_measured, write_section
-
+from common import DATA, PYTHON, SIMDEX, machine, median, run_measured, write_section
 
 GENSIM = """
 import sys

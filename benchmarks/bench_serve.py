@@ -15,7 +15,6 @@ import http.client
 import json
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, SIMDEX, machine, write_section
-
-
 from simdex.engine import Store  # noqa: E402
 from simdex.engine.words.ingest import ingest  # noqa: E402
 from simdex.indexes import build_index  # noqa: E402
+
+from common import SIMDEX, machine, write_section
 
 CLIENTS = 8
 

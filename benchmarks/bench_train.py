@@ -15,20 +15,18 @@ In one run, on a fresh store of the packaged vectors:
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, machine, write_section
-
-
 from simdex.engine import Store, packaged  # noqa: E402
+from simdex.engine.training.train import TrainConfig, train_sentiment  # noqa: E402
 from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs  # noqa: E402
 from simdex.engine.words.ingest import ingest  # noqa: E402
-from simdex.engine.training.train import TrainConfig, train_sentiment  # noqa: E402
+
+from common import machine, write_section
 
 
 def vader() -> dict[str, float]:
@@ -104,7 +102,8 @@ def main() -> None:
             print(f"rotten_tomatoes --sentences {sentences}: {seeds[sentences]}", flush=True)
 
     lines = [f"Machine: {machine()}", "",
-             "| data | vectors | validation accuracy | F1 | training (s) | whole run incl. polarity + drift report (s) |",
+             "| data | vectors | validation accuracy | F1 | training (s) "
+             "| whole run incl. polarity + drift report (s) |",
              "|---|---|---|---|---|---|"]
     for dataset, freeze, refine, result, seconds in runs:
         lines.append(f"| {dataset} | {'frozen' if freeze else 'fine-tuned'}{'' if refine else ', --no-refine'} | "

@@ -80,7 +80,8 @@ def write_section(name: str, body: str) -> None:
     """Replace (or add) the section between <!-- name:start --> and <!-- name:end --> in RESULTS.md."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.strip()}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# simdex benchmark results\n\nEach section is written by the script it names; rerun it to refresh.\n"
+    text = (RESULTS.read_text() if RESULTS.exists() else
+            "# simdex benchmark results\n\nEach section is written by the script it names; rerun it to refresh.\n")
     if start in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:

@@ -28,7 +28,8 @@ class StoreNotFound(SimdexError):
 class EmptyStore(SimdexError):
     def __init__(self, path):
         self.path = str(path)
-        super().__init__(f"{self.path}: the store has no versions yet (run `simdex ingest SOURCE` or `simdex encode FILE`)")
+        super().__init__(f"{self.path}: the store has no versions yet (run `simdex ingest SOURCE` or "
+                         f"`simdex encode FILE`)")
 
 
 class StoreBusy(SimdexError):

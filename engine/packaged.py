@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SimdexError
+from .files import atomic_write
 
 DEFAULT = "packaged:glove-6b-50d"
 _NAMES = {"packaged:glove-6b-50d", "glove-6b-50d"}
@@ -50,14 +51,12 @@ def write_glove_text(path) -> Path:
 
     words, matrix, _ = load()
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_write(path, sync=False) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for start in range(0, len(words), 20_000):
             buffer = io.StringIO()
             np.savetxt(buffer, matrix[start:start + 20_000], fmt="%.6g")
             lines = buffer.getvalue().split("\n")
             f.write("".join(f"{w} {line}\n" for w, line in zip(words[start:start + 20_000], lines)))
-    tmp.replace(path)
     return path
 
 

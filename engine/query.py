@@ -238,12 +238,12 @@ def _restricted(matrix: np.ndarray, restrict: int | None) -> np.ndarray:
 
 
 def best_analogies(matrix: np.ndarray, abc_ids: np.ndarray, method: str = "add", restrict: int | None = None,
-                   progress=None, query_block: int = 1024, row_block: int | None = None):
+                   task=None, query_block: int = 1024, row_block: int | None = None):
     """The single best d for each question (a, b, c), inputs excluded: (scores (nq,), ids (nq,)).
 
     The same answers as `analogies(..., k=1)`, computed for speed in tiles of query_block x
     row_block scores (16 MiB, so the argmax pass runs in cache), which keeps the matrix
-    products near the floor. `progress(done, total)` is called after each query block.
+    products near the floor. `task` (engine.progress.Task) is told of each query block done.
     """
     abc_ids = np.asarray(abc_ids, dtype=np.int64).reshape(-1, 3)
     rows = np.ascontiguousarray(_restricted(matrix, restrict), dtype=np.float32)
@@ -271,7 +271,7 @@ def best_analogies(matrix: np.ndarray, abc_ids: np.ndarray, method: str = "add",
             top_s[better] = s[better]
             top_i[better] = i[better] + r0
         best_scores[q0:q1], best_ids[q0:q1] = top_s, top_i
-        if progress:
-            progress(q1, nq)
+        if task is not None:
+            task.update(q1)
     best_ids[~np.isfinite(best_scores)] = -1
     return best_scores, best_ids

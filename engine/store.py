@@ -2,7 +2,7 @@
 
     store = Store.open("default")      # a path, a bare name, or an address: milvus://HOST:PORT/NAME
     store.neighbors("king", k=10)      # [("prince", 0.82...), ...]
-    store.analogy("man", "king", "woman")                  # [("queen", 0.85...)]
+    store.analogy("man", "king", "woman")        # [("queen", 0.85...)]
 
 Three types say what a store is:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import query
-from .errors import BadOption, BadQuery, UnknownWord, WrongKind, check_choice
+from .errors import BadOption, BadQuery, EmptyStore, UnknownWord, WrongKind, check_choice
 
 ANALOGY_METHODS = ("add", "mul")
 STORE_KINDS = ("words", "sentences")  # what a store holds
@@ -91,6 +91,11 @@ class Version:
     created: str
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        """The version's number (the record's `version` field, as JSON and the CLI name it)."""
+        return self.version
 
     def summary(self) -> dict:
         keep = ("version", "kind", "count", "dim", "source", "parent", "created")
@@ -165,10 +170,19 @@ class Store(abc.ABC):
     def location(self) -> str:
         """The path or address, as messages name the store."""
 
+    _pinned: int | None = None         # the version asked for at open (None: the current one)
+    _version: Version | None = None    # the version read, once read
+
     @property
-    @abc.abstractmethod
     def version(self) -> Version:
-        """The version read: the one asked for at open, else the current one when first read."""
+        """The version this store reads: the one asked for at open, else the current one when
+        first read (so keys and matrix always come from the same version)."""
+        if self._version is None:
+            number = self._pinned if self._pinned is not None else self.current_version()
+            if number is None:
+                raise EmptyStore(self.location)
+            self._version = self.get_version(number)
+        return self._version
 
     @abc.abstractmethod
     def versions(self) -> list[Version]:

@@ -9,9 +9,9 @@ version becomes current, `keep_in_step` (follow.py) extends, rebuilds or leaves 
     build_index(store, kind="hnsw", target_recall=0.95)
 """
 
-from .build import KINDS, BuildResult, build_index, extend_index
+from .build import INDEX_KINDS, BuildResult, build_index, extend_index
 from .follow import IndexFollow, keep_in_step
 from .searcher import Family, IndexType, Searcher
 
-__all__ = ["KINDS", "BuildResult", "build_index", "extend_index", "IndexFollow", "keep_in_step", "Family",
+__all__ = ["INDEX_KINDS", "BuildResult", "build_index", "extend_index", "IndexFollow", "keep_in_step", "Family",
            "IndexType", "Searcher"]

@@ -35,11 +35,11 @@ import numpy as np
 from ..engine.backends.local import LocalStore
 from ..engine.errors import BadIndex
 from ..engine.files import temporary_path
+from ..engine.progress import SILENT, Progress
 from ..engine.query import search as exact_search
-
 from .searcher import Family, Searcher
 
-KINDS = ("flat", "hnsw", "ivf", "ivfpq")
+INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 EF_SEARCH = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
 NPROBE = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4096)
 RERANK = (4, 8, 16, 32)
@@ -72,39 +72,30 @@ def indexed_store(store) -> LocalStore:
     return store
 
 
-def build_index(store: LocalStore, kind: str = "hnsw", target_recall: float = 0.95, progress=None) -> BuildResult:
+def build_index(store: LocalStore, kind: str = "hnsw", target_recall: float = 0.95,
+                progress: Progress = SILENT) -> BuildResult:
     """Build, tune and save an index over `store`'s version; it replaces the store's index when
     saved. An interruption before then leaves the previous index in place."""
     store = indexed_store(store)
     if not 0 < target_recall <= 1:
         raise BadIndex(f"--target-recall must be in (0, 1], got {target_recall}")
     started = time.perf_counter()
-    version = store.version
     matrix = store.vectors()
     n, d = matrix.shape
     directory = store.index_directory()  # before the work: a read-only store says so now
     index, factory = make_index(kind, n, d)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     add_rows(index, matrix, progress)
-    searcher = Searcher(index, kind, {}, matrix)
-    params, recall, met, notes = tune(searcher, matrix, target_recall)
-    params["target_recall"] = target_recall
-    seconds = time.perf_counter() - started
-    tmp = _write(store, directory, index)
-    size = tmp.stat().st_size
-    store.save_index(tmp, version=version.version, kind=kind, factory=factory, params=params,
-                     recall_at_10=recall, seconds=seconds)
-    return BuildResult(kind, factory, version.version, recall, params, seconds, size, target_recall, met, notes)
+    return _tune_and_save(store, directory, index, kind, factory, target_recall, started)
 
 
-def extend_index(store: LocalStore, progress=None) -> BuildResult:
+def extend_index(store: LocalStore, progress: Progress = SILENT) -> BuildResult:
     """The store's index, extended to the rows its current version added after the indexed
     version's (new texts), re-tuned to the same target, and saved for the current version.
     When the current version does not begin with the indexed one's rows, it is rebuilt."""
     record = indexed_store(store).index_record()
     if record is None:
         raise BadIndex(f"{store.location}: no index to extend (build one with `simdex index build`)")
-    version = store.version
     indexed = [segment.id for segment in store.segments(record["version"])]
     current = [segment.id for segment in store.segments()]
     target = float(record["params"].get("target_recall", 0.95))
@@ -114,34 +105,34 @@ def extend_index(store: LocalStore, progress=None) -> BuildResult:
     directory = store.index_directory()
     index = faiss.read_index(str(store.index_path(record)))
     matrix = store.vectors()
-    start = index.ntotal
-    for first in range(start, matrix.shape[0], 50_000):
-        index.add(np.ascontiguousarray(matrix[np.arange(first, min(matrix.shape[0], first + 50_000))], dtype=np.float32))
-    searcher = Searcher(index, record["kind"], {}, matrix)
-    params, recall, met, notes = tune(searcher, matrix, target)
+    for first in range(index.ntotal, matrix.shape[0], 50_000):
+        rows = matrix[np.arange(first, min(matrix.shape[0], first + 50_000))]
+        index.add(np.ascontiguousarray(rows, dtype=np.float32))
+    return _tune_and_save(store, directory, index, record["kind"], record["factory"], target, started)
+
+
+def _tune_and_save(store, directory, index, kind, factory, target, started) -> BuildResult:
+    """Tune an index holding every row of the store's version to `target`, write it to a
+    temporary file and make it the store's index (one transaction)."""
+    matrix = store.vectors()
+    params, recall, met, notes = tune(Searcher(index, kind, {}, matrix), matrix, target)
     params["target_recall"] = target
     seconds = time.perf_counter() - started
-    tmp = _write(store, directory, index)
-    size = tmp.stat().st_size
-    store.save_index(tmp, version=version.version, kind=record["kind"], factory=record["factory"], params=params,
-                     recall_at_10=recall, seconds=seconds)
-    return BuildResult(record["kind"], record["factory"], version.version, recall, params, seconds, size, target,
-                       met, notes)
-
-
-def _write(store, directory, index):
     tmp = temporary_path(directory, ".faiss")
     try:
         faiss.write_index(index, str(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        size = tmp.stat().st_size
+        store.save_index(tmp, version=store.version.number, kind=kind, factory=factory, params=params,
+                         recall_at_10=recall, seconds=seconds)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return tmp
+    return BuildResult(kind, factory, store.version.number, recall, params, seconds, size, target, met, notes)
 
 
-def add_rows(index, matrix: np.ndarray, progress=None) -> None:
+def add_rows(index, matrix: np.ndarray, progress: Progress = SILENT) -> None:
     """Train the index (on at most 100,000 seeded rows) if it needs it, then add every row."""
     n = matrix.shape[0]
     if not index.is_trained:
@@ -150,10 +141,10 @@ def add_rows(index, matrix: np.ndarray, progress=None) -> None:
                                       dtype=np.float32)
         index.train(sample)
     step = 50_000
-    for start in range(0, n, step):
-        index.add(np.ascontiguousarray(matrix[np.arange(start, min(n, start + step))], dtype=np.float32))
-        if progress:
-            progress(min(n, start + step), n)
+    with progress.task("index build: adding rows", total=n, unit="vectors") as task:
+        for start in range(0, n, step):
+            index.add(np.ascontiguousarray(matrix[np.arange(start, min(n, start + step))], dtype=np.float32))
+            task.update(min(n, start + step))
 
 
 def make_index(kind: str, n: int, d: int):
@@ -178,7 +169,7 @@ def make_index(kind: str, n: int, d: int):
         return faiss.index_factory(d, kind, ip), kind
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "not understood"
-        raise BadIndex(f"invalid FAISS factory string {kind!r} (kinds: {', '.join(KINDS)}, or a FAISS "
+        raise BadIndex(f"invalid FAISS factory string {kind!r} (kinds: {', '.join(INDEX_KINDS)}, or a FAISS "
                        f"index_factory string such as 'IVF256,Flat'): {first}") from None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.backends.local import LocalStore
+from ..engine.progress import SILENT, Progress
 
 
 @dataclass
@@ -30,7 +31,7 @@ class IndexFollow:
     built: object = None  # the BuildResult of an extension or a rebuild
 
 
-def keep_in_step(store, progress=None) -> IndexFollow | None:
+def keep_in_step(store, progress: Progress = SILENT) -> IndexFollow | None:
     """Bring `store`'s index to its current version by the rule above; None when there is nothing to do."""
     if not isinstance(store, LocalStore):
         return None

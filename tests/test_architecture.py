@@ -62,7 +62,8 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}")
                 found.add(base)
@@ -90,3 +91,16 @@ def test_no_import_cycles():
     for module in graph:
         visit(module, [module])
     assert cycles == []
+
+
+def test_the_wheel_holds_every_package_and_only_simdex():
+    """pyproject.toml lists every package (a built wheel holds every module), all under `simdex`."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {module_name(path) for path in SOURCES if path.name == "__init__.py"}
+    found |= {"simdex.engine.data", "simdex.web.static"}  # data folders, shipped as package data
+    assert listed == found
+    assert all(name == "simdex" or name.startswith("simdex.") for name in listed)
+    assert config["package-dir"] == {"simdex": "."}

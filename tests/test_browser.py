@@ -99,7 +99,8 @@ def test_explore_neighbours_analogy_map_and_shared_url(server, browser):
         const point = points.find(p => p.word === 'toad');
         const [x, y] = place(point, arguments[0]);
         const box = arguments[0].getBoundingClientRect();
-        return [x * box.width / arguments[0].width - box.width / 2, y * box.height / arguments[0].height - box.height / 2];
+        return [x * box.width / arguments[0].width - box.width / 2,
+                y * box.height / arguments[0].height - box.height / 2];
     """, canvas)
     from selenium.webdriver.common.action_chains import ActionChains
 

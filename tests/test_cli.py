@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from simdex.cli import cli
 from simdex import Store
+from simdex.cli import cli
 
 from conftest import tiny_lines, write_text
 
@@ -90,7 +90,8 @@ def test_info(tiny):
 
 @pytest.mark.parametrize("args, message", [
     (["neighbors", "qeen"], "Error: unknown word 'qeen': not in the vocabulary; did you mean 'queen'?\n"),
-    (["analogy", "man", "king", "wman"], "Error: unknown word 'wman': not in the vocabulary; did you mean 'woman', 'man'?\n"),
+    (["analogy", "man", "king", "wman"],
+     "Error: unknown word 'wman': not in the vocabulary; did you mean 'woman', 'man'?\n"),
     (["neighbors", "king +"], "Error: malformed expression 'king +': it ends with an operator\n"),
     (["similarity", "king", "--version", "9", "queen"], None),
 ])
@@ -108,10 +109,12 @@ def test_user_mistakes_are_one_error_line(tiny, args, message):
 def test_missing_store_and_bad_file(run, tmp_path):
     result = run("neighbors", "king", store_path=str(tmp_path / "none"))
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {tmp_path / 'none'}: no simdex store here (create one with `simdex ingest SOURCE`)\n"
+    assert result.stderr == (f"Error: {tmp_path / 'none'}: no simdex store here (create one with "
+                             f"`simdex ingest SOURCE`)\n")
     bad = write_text(tmp_path / "bad.txt", tiny_lines()[:2] + ["x 1 2"])
     result = run("ingest", str(bad))
-    assert result.exit_code == 1 and result.stderr == f"Error: {bad}, line 3: expected a word and 4 values, found 2 values\n"
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {bad}, line 3: expected a word and 4 values, found 2 values\n"
     result = run("ingest", str(tmp_path / "missing.txt"))
     assert result.stderr == f"Error: {tmp_path / 'missing.txt'}: no such file\n"
 
@@ -171,7 +174,8 @@ def test_a_busy_store_is_a_clear_error(tiny, tiny_glove, monkeypatch):
     finally:
         holder.execute("ROLLBACK")
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {tiny.store}: another simdex process is writing to this store; try again when it is done\n"
+    assert result.stderr == (f"Error: {tiny.store}: another simdex process is writing to this store; try again "
+                             f"when it is done\n")
     assert reader.exit_code == 0 and reader.stdout.startswith("king\n   1  prince")
 
 
@@ -181,7 +185,8 @@ def test_a_missing_vectors_file_is_a_clear_error(tiny):
     os.remove(f"{tiny.store}/vectors/s1.safetensors")
     result = tiny("neighbors", "king")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {tiny.store}/vectors/s1.safetensors: the vectors of version 1 cannot be read")
+    assert result.stderr.startswith(f"Error: {tiny.store}/vectors/s1.safetensors: the vectors of version 1 "
+                                    f"cannot be read")
 
 
 def test_use_switches_the_current_version(tiny, tmp_path):
@@ -212,7 +217,8 @@ def test_text_exports_read_back_exactly(tmp_path):
     """Every stored float32 survives a glove / word2vec text export (9 significant digits)."""
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(300, 13)).astype(np.float32)
-    source = write_text(tmp_path / "r.txt", [f"w{i} " + " ".join(repr(float(x)) for x in row) for i, row in enumerate(rows)])
+    source = write_text(tmp_path / "r.txt",
+                        [f"w{i} " + " ".join(repr(float(x)) for x in row) for i, row in enumerate(rows)])
     store = str(tmp_path / "store")
     assert CliRunner().invoke(cli, ["ingest", str(source), "--store", store]).exit_code == 0
     stored = Store.open(store).matrix()

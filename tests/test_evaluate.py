@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from simdex.cli import cli
 from gensim.models import KeyedVectors
 
+from simdex.cli import cli
 from simdex.engine import BadEvalFile, packaged
-from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs, read_analogies, spearman
 from simdex.engine.records import to_json
+from simdex.engine.words.evaluate import evaluate_analogies, evaluate_pairs, read_analogies, spearman
 
 ANALOGIES = """: royals
 man king woman queen
@@ -38,7 +37,8 @@ def test_hand_made_analogies_exactly(tiny_store, analogy_file):
     # answer; "dragon" is out of vocabulary; king:queen::man:woman is right
     assert (result.correct, result.questions, result.skipped) == (3, 4, 1)
     assert [(s.name, s.correct, s.questions) for s in result.sections] == [("royals", 2, 3), ("fruit", 1, 1)]
-    assert to_json(result)["sections"][0] == {"name": "royals", "accuracy": round(2 / 3, 6), "correct": 2, "questions": 3}
+    assert to_json(result)["sections"][0] == {"name": "royals", "accuracy": round(2 / 3, 6), "correct": 2,
+                                              "questions": 3}
 
 
 def test_restrict_makes_words_out_of_vocabulary(tiny_store, analogy_file):

@@ -24,7 +24,7 @@ from simdex.cli import cli
 from simdex.engine import Store, StoreFault, StoreReadOnly, UnknownVersion
 from simdex.engine.words.ingest import ingest
 
-from conftest import tiny_lines, write_text
+from conftest import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs (a small disk, read-only media) needs root")

@@ -13,9 +13,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from simdex.cli import cli
 from simdex.engine import Store, query
+from simdex.engine.errors import BadIndex
+from simdex.engine.progress import Progress
 from simdex.engine.words.evaluate import evaluate_analogies
 from simdex.engine.words.ingest import ingest
-from simdex.engine.errors import BadIndex
 from simdex.indexes.build import build_index, measure_recall, pq_subquantizers
 
 from conftest import write_text
@@ -146,11 +147,11 @@ def test_an_interrupted_build_leaves_the_previous_index(seeded_store, tmp_path):
     store = fresh_copy(seeded_store, tmp_path)
     first = build_index(store, kind="ivf")
 
-    def interrupt(done, total):
+    def interrupt(label, done, shown):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(store, kind="hnsw", progress=interrupt)
+        build_index(store, kind="hnsw", progress=Progress.calling(interrupt))
     reopened = Store.open(store.path)
     assert reopened.index_state()["kind"] == "ivf"
     assert reopened.searcher().params == first.params
@@ -174,7 +175,8 @@ def test_cli_index_build_json(seeded_store, tmp_path):
     record = json.loads(result.stdout)
     assert list(record)[:5] == ["kind", "version", "recall_at_10", "params", "seconds"]
     assert record["kind"] == "ivf" and record["version"] == 1 and record["recall_at_10"] >= 0.95
-    [info] = [json.loads(line) for line in CliRunner().invoke(cli, ["info", "--json", "--store", str(store.path)]).stdout.splitlines()]
+    shown = CliRunner().invoke(cli, ["info", "--json", "--store", str(store.path)]).stdout
+    [info] = [json.loads(line) for line in shown.splitlines()]
     assert info["index"]["kind"] == "ivf" and info["index"]["params"] == record["params"]
 
 
@@ -208,7 +210,8 @@ def test_hnsw_analogies_stay_within_half_a_point_of_exact(glove_hnsw):
         exact = evaluate_analogies(glove_hnsw, method=method, exact=True)
         through = evaluate_analogies(glove_hnsw, method=method)
         assert through.search.startswith("hnsw") and exact.search == "exact"
-        assert round(exact.accuracy, 4) == {"add": 0.4637, "mul": 0.3701}[method]  # mul: the first 300,000 words searched
+        # mul: the first 300,000 words searched
+        assert round(exact.accuracy, 4) == {"add": 0.4637, "mul": 0.3701}[method]
         assert abs(through.accuracy - exact.accuracy) <= 0.005, (method, through.accuracy, exact.accuracy)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from simdex.engine import BadVectorFile, Store
+from simdex.engine.progress import Progress
 from simdex.engine.words.ingest import ingest
 
 from conftest import tiny_lines, write_text
@@ -127,11 +128,11 @@ def test_ctrl_c_in_the_middle_changes_nothing(tiny_store, tmp_path):
     lines = [f"w{i} " + " ".join(f"{x:.5f}" for x in rng.normal(size=4)) for i in range(200_000)]
     path = write_text(tmp_path / "big.txt", lines)
 
-    def interrupt(done, total, vectors):
+    def interrupt(label, done, shown):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ingest(tiny_store, path, progress=interrupt)
+        ingest(tiny_store, path, progress=Progress.calling(interrupt))
     assert_unchanged(tiny_store, [1])
 
 
@@ -142,11 +143,12 @@ def test_a_killed_ingest_leaves_the_old_version_answering(tiny_store, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from simdex.engine import Store
+        from simdex.engine.progress import Progress
         from simdex.engine.words.ingest import ingest
-        def die(done, total, vectors):
-            if vectors > 50_000:
+        def die(label, done, shown):
+            if shown["vectors"] > 50_000:
                 os.kill(os.getpid(), signal.SIGKILL)
-        ingest(Store.open({str(tiny_store.path)!r}), {str(path)!r}, progress=die)
+        ingest(Store.open({str(tiny_store.path)!r}), {str(path)!r}, progress=Progress.calling(die))
     """)
     process = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd())
     assert process.returncode == -9

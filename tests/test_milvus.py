@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from simdex.cli import cli
 from simdex import Store
+from simdex.cli import cli
+from simdex.engine.backends.transfer import copy_version
+from simdex.engine.progress import Progress, Task
 from simdex.engine.words.evaluate import evaluate_analogies
 from simdex.engine.words.ingest import ingest
-from simdex.engine.backends.transfer import copy_version
 
 from conftest import write_text
 
@@ -59,7 +60,8 @@ def test_exact_neighbours_agree_with_the_local_store(stores):
 def test_index_neighbours_expressions_and_restrict(stores):
     local, milvus, _ = stores
     recall = np.mean([len({w for w, _ in milvus.neighbors(word, k=10)} &
-                          {w for w, _ in local.neighbors(word, k=10, exact=True)}) / 10 for word in sample_words(local)])
+                          {w for w, _ in local.neighbors(word, k=10, exact=True)}) / 10
+                      for word in sample_words(local)])
     assert recall >= 0.95
     assert milvus.version.config["index"]["recall_at_10"] >= 0.95
     assert milvus.neighbors("king - man + woman", k=1)[0][0] == "queen"
@@ -139,11 +141,15 @@ def test_a_failed_push_never_switches_the_alias(stores, tmp_path):
     first = Store.create(address)
     copy_version(local, first)
 
-    def stop(done, total):
-        raise Stop
+    class Stopping(Progress, Task):  # interrupted after the first batch of rows
+        def task(self, label, total=None, unit="it"):
+            return self
+
+        def update(self, done, **shown):
+            raise Stop
 
     with pytest.raises(Stop):
-        copy_version(local, Store.open(address), progress=stop)
+        copy_version(local, Store.open(address), progress=Stopping())
     again = Store.open(address)
     assert again.current_version() == 1 and [v.version for v in again.versions()] == [1]
     assert not again.client.has_collection(again.collection(2))  # the unfinished collection is gone

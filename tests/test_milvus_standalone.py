@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from simdex.cli import cli
 from simdex import Store
+from simdex.cli import cli
 from simdex.engine.words.ingest import ingest
 
 ROWS = 5000

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from simdex.engine import BadQuery, EmptyStore, Store, StoreNotFound, UnknownVersion, UnknownWord
-from simdex.engine import query
+from simdex.engine import BadQuery, EmptyStore, Store, StoreNotFound, UnknownVersion, UnknownWord, query
 from simdex.engine.words.ingest import ingest
 
 from conftest import write_text

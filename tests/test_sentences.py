@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from click.testing import CliRunner
 
 from simdex.cli import cli
-from simdex.engine import BadInput, BadModel, BadOption, Store, UnknownWord, WrongKind, packaged
+from simdex.engine import BadModel, BadOption, Store, WrongKind, packaged
 from simdex.engine.sentences.encode import encode_input
 from simdex.engine.sentences.model import Encoder, resolve_model
 from simdex.engine.words.ingest import ingest
@@ -156,7 +155,8 @@ def test_incremental_encodes_add_only_new_texts_and_share_segments(tmp_path):
     assert (again["version"], again["added"], again["duplicates"]) == (1, 0, 5)
     more = write_lines(tmp_path / "b.txt", SENTENCES)
     record = json.loads(invoke("encode", str(more), "--json", store=store).stdout)
-    assert (record["version"], record["added"], record["duplicates"], record["count"], record["parent"]) == (2, 3, 4, 7, 1)
+    assert (record["version"], record["added"], record["duplicates"], record["count"], record["parent"]) == \
+        (2, 3, 4, 7, 1)
     opened = Store.open(store)
     assert opened.keys() == SENTENCES
     assert [s.id for s in opened.segments(1)] == [s.id for s in opened.segments(2)][:1]  # reused, not copied
@@ -179,7 +179,8 @@ def test_csv_jsonl_gz_stdin_and_external_ids(tmp_path):
     jsonl = tmp_path / "r.jsonl.gz"
     with gzip.open(jsonl, "wt") as f:
         f.write(json.dumps({"body": "lovely and touching", "n": 7}) + "\n")
-    result = json.loads(invoke("encode", str(jsonl), "--column", "body", "--id-column", "n", "--json", store=store).stdout)
+    result = json.loads(invoke("encode", str(jsonl), "--column", "body", "--id-column", "n", "--json",
+                               store=store).stdout)
     assert (result["added"], result["count"]) == (1, 3)
     piped = invoke("encode", "-", "--json", store=store, input="from stdin\n\nlovely and touching\n")
     assert json.loads(piped.stdout)["added"] == 1 and json.loads(piped.stdout)["skipped"] == 1
@@ -208,11 +209,15 @@ def test_bad_inputs_are_one_error_line(tmp_path, tiny_glove):
         (["encode", str(no_column), "--column", "txt"], f"Error: {no_column}, line 1: no column 'txt' "
                                                         f"(columns: body, label; pick one with --column)"),
         (["encode", str(bad_json)], f"Error: {bad_json}, line 2: not a JSON object (Expecting value)"),
-        (["encode", str(no_field)], f"Error: {no_field}, line 1: no field 'text' (fields: body; pick one with --column)"),
+        (["encode", str(no_field)],
+         f"Error: {no_field}, line 1: no field 'text' (fields: body; pick one with --column)"),
         (["encode", str(tmp_path / "missing.txt")], f"Error: {tmp_path / 'missing.txt'}: no such file"),
-        (["encode", str(bad_bytes), "--model", str(not_bert)], f"Error: {not_bert}: a gpt2 model, not a BERT-family encoder"),
-        (["encode", str(bad_bytes), "--model", str(tmp_path / "nowhere")], f"Error: {tmp_path / 'nowhere'}: no such model folder"),
-        (["encode", str(bad_bytes), "--model", "someone/not-cached"], "Error: someone/not-cached: not a folder, and not in the local Hugging Face cache"),
+        (["encode", str(bad_bytes), "--model", str(not_bert)],
+         f"Error: {not_bert}: a gpt2 model, not a BERT-family encoder"),
+        (["encode", str(bad_bytes), "--model", str(tmp_path / "nowhere")],
+         f"Error: {tmp_path / 'nowhere'}: no such model folder"),
+        (["encode", str(bad_bytes), "--model", "someone/not-cached"],
+         "Error: someone/not-cached: not a folder, and not in the local Hugging Face cache"),
     ]
     for args, message in cases:
         result = invoke(*args, store=store)
@@ -276,8 +281,10 @@ def test_an_interrupted_encode_resumes(tmp_path, rt_sentences):
     encode_input(Store.create(store), str(write_lines(tmp_path / "first.txt", rt_sentences[:50])))
     source = write_lines(tmp_path / "rt.txt", rt_sentences[:1500])
     script = ("import sys\nfrom simdex import Store\nfrom simdex.engine.sentences.encode import encode_input\n"
-              "def progress(done, total, added):\n    print(added, flush=True)\n"
-              f"encode_input(Store.open({str(store)!r}), {str(source)!r}, stage_rows=200, progress=progress)\n")
+              "from simdex.engine.progress import Progress\n"
+              "def progress(label, done, shown):\n    print(shown['texts'], flush=True)\n"
+              f"encode_input(Store.open({str(store)!r}), {str(source)!r}, stage_rows=200, "
+              f"progress=Progress.calling(progress))\n")
     child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     progress = [child.stdout.readline() for _ in range(2)]  # after the second window, rows are staged
     assert all(line.strip() for line in progress), "the encode ended before it reported progress"
@@ -326,7 +333,8 @@ def test_a_model_from_the_hugging_face_cache(tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     simdex = str(Path(sys.executable).with_name("simdex"))
     result = subprocess.run([simdex, "encode", str(write_lines(tmp_path / "a.txt", SENTENCES[:3])), "--model",
-                             "someone/minilm", "--store", str(store), "--json"], env=env, capture_output=True, text=True)
+                             "someone/minilm", "--store", str(store), "--json"], env=env, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["added"] == 3 and Store.open(store).version.config["model"] == "someone/minilm"
     found = subprocess.run([simdex, "search", SENTENCES[1], "-k", "1", "--json", "--store", str(store)], env=env,

@@ -3,7 +3,6 @@ every bad parameter, concurrent requests, and nothing written to the store."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

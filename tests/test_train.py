@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from simdex.cli import cli
 from simdex import Store
-from simdex.engine.words.ingest import ingest
+from simdex.cli import cli
+from simdex.engine.progress import Progress
 from simdex.engine.training.train import TrainConfig, train_sentiment
+from simdex.engine.words.ingest import ingest
 
 from conftest import write_text
 
@@ -110,7 +111,8 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
 
     store.set_current(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("simdex.engine.sentences.model.Encoder.load", lambda *a, **k: pytest.fail("the words were encoded again"))
+        patch.setattr("simdex.engine.sentences.model.Encoder.load",
+                      lambda *a, **k: pytest.fail("the words were encoded again"))
         again = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
                                 config=tiny_config(sentences="off"))
     assert again.report["polarity"] == polarity
@@ -214,13 +216,13 @@ def test_interrupted_training_leaves_the_store_and_resumes_to_the_same_result(tm
 
     store = tiny_sentiment_store(tmp_path / "interrupted")
 
-    def stop_in_epoch_3(epoch, epochs, seen, total, loss, elapsed, accuracy=None):
-        if epoch == 2 and seen:
+    def stop_in_epoch_3(label, done, shown):
+        if label.startswith("epoch 3/") and done:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         train_sentiment(store, data, text_column="review", label_column="sentiment", config=tiny_config(),
-                        progress=stop_in_epoch_3)
+                        progress=Progress.calling(stop_in_epoch_3))
     assert store.version.version == 1 and len(Store.open(store.path).versions()) == 1
     assert (store.path / "train" / "checkpoint.pt").exists()
     other = tiny_config(seed=5)
@@ -339,7 +341,8 @@ def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_
 
     store.set_current(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("simdex.engine.sentences.model.Encoder.load", lambda *a, **k: pytest.fail("the encoder was loaded"))
+        patch.setattr("simdex.engine.sentences.model.Encoder.load",
+                      lambda *a, **k: pytest.fail("the encoder was loaded"))
         off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False, sentences="off"))
         assert not off.sentence_head
         predict(store, ["a dull mess"])

@@ -39,11 +39,12 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import migrations
 from .. import query
-from ..errors import BadOption, DamagedStore, EmptyStore, SimdexError, StoreBusy, StoreFault, StoreNotFound, StoreReadOnly, UnknownVersion, UnknownWord, close_spellings, machine_fault
+from ..errors import (BadOption, DamagedStore, SimdexError, StoreBusy, StoreFault, StoreNotFound,
+                      StoreReadOnly, UnknownVersion, UnknownWord, close_spellings, machine_fault)
 from ..files import remove_abandoned_temporaries
 from ..store import Store, Version, resolve_location
+from . import migrations
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
@@ -199,17 +200,6 @@ class LocalStore(Store):
             raise UnknownVersion(self.path, number, [v.version for v in self.versions()])
         return _version_from_row(row)
 
-    @property
-    def version(self) -> Version:
-        """The version this store reads: the one asked for at open, else the current one when
-        first read (so keys and matrix always come from the same version)."""
-        if self._version is None:
-            number = self._pinned if self._pinned is not None else self.current_version()
-            if number is None:
-                raise EmptyStore(self.path)
-            self._version = self.get_version(number)
-        return self._version
-
     def set_current(self, number: int) -> Version:
         """Make version `number` the current one (roll back to it, or forward again)."""
         version = self.get_version(number)
@@ -226,7 +216,7 @@ class LocalStore(Store):
         rows = self.conn.execute(
             "SELECT s.id, s.file, s.count, s.dim, s.keys, vs.start FROM version_segments vs"
             " JOIN segments s ON s.id = vs.segment WHERE vs.version = ? ORDER BY vs.position",
-            (self.version.version if number is None else int(number),),
+            (self.version.number if number is None else int(number),),
         ).fetchall()
         found = [Segment(*row) for row in rows]
         if number is None:
@@ -254,7 +244,7 @@ class LocalStore(Store):
             # a plain ndarray view of the memory map: slicing a np.memmap costs microseconds
             return read_matrix(path).view(np.ndarray)
         except (OSError, ValueError, KeyError) as e:
-            raise DamagedStore(f"{path}: the vectors of version {self.version.version} cannot be read "
+            raise DamagedStore(f"{path}: the vectors of version {self.version.number} cannot be read "
                                f"({e.__class__.__name__}: {e})") from None
 
     def tensor(self, device=None):
@@ -472,7 +462,7 @@ class LocalStore(Store):
         record = self.index_record()
         if record is None:
             return None
-        number = self.version.version
+        number = self.version.number
         if record["version"] != number:
             self.notice = (f"the {record['kind']} index was built for version {record['version']}, not version "
                            f"{number}: searching exactly (rebuild it with `simdex index build`)")
@@ -631,7 +621,7 @@ class LocalStore(Store):
         versions = []
         for version in self.versions():
             entry = version.summary()
-            entry["bytes"] = self._bytes_of(self.segments(version.version))
+            entry["bytes"] = self._bytes_of(self.segments(version.number))
             versions.append(entry)
         return {"store": str(self.path), "current": self.current_version(), "versions": versions,
                 "index": self.index_state()}
@@ -667,7 +657,7 @@ def list_stores(directory: Path) -> list[dict]:
             with LocalStore.open(path, read_only=True) as store:
                 if store.current_version() is not None:
                     version = store.version
-                    entry.update(kind=version.kind, current=version.version, count=version.count, dim=version.dim)
+                    entry.update(kind=version.kind, current=version.number, count=version.count, dim=version.dim)
                 state = store.index_state()
                 entry["index"] = None if state is None else state["kind"] + (" (stale)" if state["stale"] else "")
         except SimdexError as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+
 def m001_create_versions_and_vocab(db):
     # One row per version of the store's vectors. `kind` is "words" or "sentences"; `parent` is
     # the version a trained or derived version came from; config and metrics are JSON.

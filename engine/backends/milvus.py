@@ -164,18 +164,9 @@ class MilvusStore(Store):
 
     def get_version(self, number: int) -> Version:
         for version in self.versions():
-            if version.version == number:
+            if version.number == number:
                 return version
         raise UnknownVersion(self.location, number, [v.version for v in self.versions()])
-
-    @property
-    def version(self) -> Version:
-        if self._version is None:
-            number = self._pinned if self._pinned is not None else self.current_version()
-            if number is None:
-                raise StoreNotFound(self.location, "this Milvus store has no version yet")
-            self._version = self.get_version(number)
-        return self._version
 
     def set_current(self, number: int) -> Version:
         chosen = self.get_version(number)
@@ -215,7 +206,7 @@ class MilvusStore(Store):
     @property
     def data_collection(self) -> str:
         """The collection of the version read, loaded (a restarted Milvus holds collections released)."""
-        name = self.collection(self.version.version)
+        name = self.collection(self.version.number)
         if name not in self._loaded:
             self.call(self.client.load_collection, name)
             self._loaded.add(name)
@@ -324,7 +315,7 @@ class MilvusStore(Store):
                 found[record["row"]] = record["vector"]
         missing = [int(i) for i in unique if int(i) not in found]
         if missing:
-            raise MilvusFault(f"{self.location}: rows {missing[:5]} of version {self.version.version} are missing")
+            raise MilvusFault(f"{self.location}: rows {missing[:5]} of version {self.version.number} are missing")
         return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), self.version.dim)
 
     # -- search ----------------------------------------------------------------------------------------

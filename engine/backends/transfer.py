@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import SILENT, Progress
 from ..store import Store
 
 BATCH_ROWS = 50_000
@@ -33,7 +34,8 @@ class TransferResult:
     JSON_FIELDS = ("version", "count", "dim", "seconds", "source", "destination")
 
 
-def copy_version(source: Store, destination: Store, progress=None, parent: int | None = None) -> TransferResult:
+def copy_version(source: Store, destination: Store, progress: Progress = SILENT,
+                 parent: int | None = None) -> TransferResult:
     """Copy `source`'s version into a new current version of `destination` (`parent`: the
     destination version it follows, if any)."""
     from .local import text_hash
@@ -44,20 +46,20 @@ def copy_version(source: Store, destination: Store, progress=None, parent: int |
     sentences = version.kind == "sentences"
     with destination.new_version(kind=version.kind, dim=version.dim, source=version.source, sha256=version.sha256,
                                  format=version.format, parent=parent,
-                                 config={**version.config, "copied_from": f"{source.location} v{version.version}"}
+                                 config={**version.config, "copied_from": f"{source.location} v{version.number}"}
                                  ) as writer:
         vectors = source.vectors()
-        for start in range(0, version.count, BATCH_ROWS):
-            end = min(start + BATCH_ROWS, version.count)
-            rows = np.asarray(vectors[np.arange(start, end)], dtype=np.float32)
-            part = keys[start:end]
-            extra = {}
-            if sentences:
-                extra = {"hashes": [text_hash(text) for text in part],
-                         "external_ids": source.external_ids(list(range(start, end)))}
-            writer.append(rows, part, norms[start:end], ranks[start:end], **extra)
-            if progress:
-                progress(end, version.count)
+        with progress.task(f"copy to {destination.location}", total=version.count, unit="rows") as task:
+            for start in range(0, version.count, BATCH_ROWS):
+                end = min(start + BATCH_ROWS, version.count)
+                rows = np.asarray(vectors[np.arange(start, end)], dtype=np.float32)
+                part = keys[start:end]
+                extra = {}
+                if sentences:
+                    extra = {"hashes": [text_hash(text) for text in part],
+                             "external_ids": source.external_ids(list(range(start, end)))}
+                writer.append(rows, part, norms[start:end], ranks[start:end], **extra)
+                task.update(end)
         written = writer.commit(metrics=version.metrics)
     from ...indexes.follow import keep_in_step
 

@@ -130,7 +130,8 @@ class LocalVersionWriter(VersionWriter):
                     store.index_vocab(segment.number, self.kind)
             count = self.count
             store.add_version(self.number, kind=self.kind, count=count, dim=self.dim, fields=self.fields,
-                              segments=[(part.id, part.count) for part in self._parts], metrics=metrics or {}, make_current=make_current)
+                              segments=[(part.id, part.count) for part in self._parts], metrics=metrics or {},
+                              make_current=make_current)
             for segment in self._new:
                 self._guard(os.replace, segment.tmp, segment.final)
             store.commit()

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadOption, WrongKind, check_positive
 from ..backends.local import LocalStore, text_hash
-from .texts import TextReport, read_texts
 from ..backends.writer import stage_segment
+from ..errors import BadOption, WrongKind, check_positive
+from ..progress import SILENT, Progress
+from .texts import TextReport, read_texts
 
 WINDOW = 4096  # texts read, deduplicated and tokenized together
 STAGE_ROWS = 20_000  # new rows committed together
@@ -55,7 +56,7 @@ class EncodeResult:
 def encode_input(store, path: str, *, model: str | None = None, pooling: str | None = None,
                  max_length: int | None = None, quantize: str | None = None, device: str | None = None,
                  column: str | None = None, id_column: str | None = None, batch_size: int | None = None,
-                 progress=None, stdin=None, stage_rows: int = STAGE_ROWS) -> EncodeResult:
+                 progress: Progress = SILENT, stdin=None, stage_rows: int = STAGE_ROWS) -> EncodeResult:
     """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
     check_positive("--max-length", max_length)
     check_positive("--batch-size", batch_size)
@@ -95,20 +96,20 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     store.forget_seen()
     total_lines = _count_lines(path) if path != "-" else None
     done_lines = 0
-    for window in itertools.chain([first_window] if first_window else [], windows):
-        done_lines = window[-1][0]
-        fresh = _new_texts(store, window, parent_segments, store.staged_segments(job), counts)
-        if fresh:
-            texts = [record[1] for record in fresh]
-            ids, truncated = encoder.tokenize(texts)
-            unit, norms = encoder.encode_ids(ids, with_norms=True)
-            counts["truncated"] += truncated
-            counts["added"] += len(fresh)
-            pending.add(unit, norms, fresh)
-            if len(pending) >= stage_rows:
-                staged.append(pending.stage(store, job))
-        if progress:
-            progress(done_lines, total_lines, counts["added"])
+    with progress.task(f"encode {path}", total=total_lines, unit="lines") as task:
+        for window in itertools.chain([first_window] if first_window else [], windows):
+            done_lines = window[-1][0]
+            fresh = _new_texts(store, window, parent_segments, store.staged_segments(job), counts)
+            if fresh:
+                texts = [record[1] for record in fresh]
+                ids, truncated = encoder.tokenize(texts)
+                unit, norms = encoder.encode_ids(ids, with_norms=True)
+                counts["truncated"] += truncated
+                counts["added"] += len(fresh)
+                pending.add(unit, norms, fresh)
+                if len(pending) >= stage_rows:
+                    staged.append(pending.stage(store, job))
+            task.update(done_lines, texts=counts["added"])
     if len(pending):
         staged.append(pending.stage(store, job))
     version = parent.version if parent else None

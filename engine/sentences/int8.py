@@ -2,13 +2,12 @@
 
 Dynamic int8 quantisation (activations quantised per batch, weights per output channel) loses
 too much on BERT as it comes: a few hidden channels carry activations a hundred times larger
-than the rest, so one scale per activation matrix leaves the others a handful of levels
-(all-MiniLM-L6-v2: worst cosine to full precision 0.977, mean 0.992). So, as SmoothQuant
-(Xiao et al. 2023) does, each Linear's input channels are first divided by
+than the rest, so one scale per activation matrix leaves the others a handful of levels. So, as
+SmoothQuant (Xiao et al. 2023) does, each Linear's input channels are first divided by
 s_j = max|x_j|^0.75 / max|w_j|^0.25 and its weight rows multiplied by s_j: exactly the same
 function in float32, with the outliers moved into the weights, which quantise per channel.
 The first layer's feed-forward output stays in float32 (the one product still sensitive), and
-texts of at most 8 tokens ("fantastic !") run wholly in float32 (engine/encoder.py): a mean over
+texts of at most 8 tokens ("fantastic !") run wholly in float32 (sentences/model.py): a mean over
 so few tokens averages no error out, and they cost next to nothing.
 
 The maxima come from calibration texts: the first texts of the store's first int8 encode. The

@@ -11,16 +11,17 @@ name already in the local Hugging Face cache, or the default: all-MiniLM-L6-v2 f
 sentence-transformers does; the maximum length likewise (its max_seq_length, else the model's).
 
 Where the time goes, and what is done about it:
-- padding: texts are sorted by their token count (not characters) before batching, so a
-  batch pads to nearly its own length (sentence-transformers pads 1.28x the real tokens on
-  Rotten Tomatoes, this 1.02x); the output is put back in input order;
+- padding: texts are sorted by their token count (not characters, as sentence-transformers
+  does) before batching, so a batch pads to nearly its own length; the output is put back in
+  input order;
 - tokenization runs once over the whole chunk, in the Rust tokenizer's own threads, before
   the model starts;
 - the model runs under torch.inference_mode, one batch per core on one thread each (small
   matrix products scale better so than with every core on each).
 `quantize="int8"` runs the model's matrix products in int8 through ONNX Runtime (engine/int8.py);
-`quantize="bf16"` runs it under bfloat16 autocast, on CPUs with AVX512-BF16 or AMX only (about
-2x, cosine to float32 above 0.9999 on Rotten Tomatoes). Both are opt-in and recorded in the version. Imports torch and transformers: only encoding needs them.
+`quantize="bf16"` runs it under bfloat16 autocast, on CPUs with AVX512-BF16 or AMX only (nearly
+exact; its speed is in benchmarks/RESULTS.md). Both are opt-in and recorded in the version.
+Imports torch and transformers: only encoding needs them.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import pick_device
-from ..files import file_sha256
 from ..errors import BadModel, BadOption, check_choice
+from ..files import file_sha256
 
 POOLINGS = ("mean", "cls", "pooler")
 QUANTIZE = ("none", "bf16", "int8")
@@ -95,7 +96,8 @@ def _read_folder(path: Path, label: str) -> ModelFolder:
     if model_type not in ENCODER_TYPES:
         raise BadModel(f"{path}: a {model_type or 'model of unknown type'} model, not a BERT-family encoder "
                        f"(supported: {', '.join(sorted(ENCODER_TYPES))})")
-    weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()), None)
+    weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()),
+                   None)
     if weights is None:
         raise BadModel(f"{path}: no model.safetensors or pytorch_model.bin")
     dim = int(config.get("hidden_size") or config.get("dim") or 0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 
-FORMATS = ("txt", "csv", "tsv", "jsonl")
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 DEFAULT_COLUMN = "text"
 
 
@@ -44,7 +44,7 @@ def read_texts(path: str, *, column: str | None = None, id_column: str | None = 
     column is called in messages; `keep_empty`: yield empty texts too)."""
     fmt = input_format(path)
     if fmt == "txt" and (column or id_column):
-        raise BadInput(path, f"--column and --id-column are for .csv, .tsv and .jsonl inputs, not plain text")
+        raise BadInput(path, "--column and --id-column are for .csv, .tsv and .jsonl inputs, not plain text")
     lines = _decoded_lines(path, stdin)
     if fmt == "txt":
         records = ((number, line.rstrip("\r\n"), None) for number, line in lines)

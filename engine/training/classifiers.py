@@ -10,7 +10,7 @@
     cnn     Kim (2014): filters of widths 3, 4 and 5 over the word vectors, max-pooled, dropout,
             Linear
 
-Every model takes a `Batch` (engine/train.py) and returns logits (n, 2); `embedding` is the
+Every model takes a `TextBatch` (engine/training/train.py) and returns logits (n, 2); `embedding` is the
 word-embedding layer, built with nn.Embedding(Bag).from_pretrained(vectors, freeze=...).
 Row 0 is padding, row 1 unknown.
 """
@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import MODELS  # noqa: F401  (the names build() takes)
+from .config import MODELS  # noqa: F401  (the names build_classifier() takes)
+
 BUCKETS = 1 << 20  # hashed n-gram features of a bag
 PAD, UNK = 0, 1
 
@@ -85,7 +86,7 @@ class CNN(nn.Module):
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
 
 
-def build(name: str, vectors: torch.Tensor, freeze: bool, **extra) -> nn.Module:
+def build_classifier(name: str, vectors: torch.Tensor, freeze: bool, **extra) -> nn.Module:
     return {"bag": Bag, "bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze, **extra)
 
 

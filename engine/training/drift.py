@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..words import evaluate
 from .. import query
 from ..errors import SimdexError
+from ..progress import SILENT, Progress
+from ..words import evaluate
 
 SAMPLE_WORDS = ("excellent", "terrible", "good", "bad", "boring", "brilliant", "awful", "wonderful",
                 "king", "france", "computer", "water")
 
 
 def drift_report(parent, child, *, restrict: int = 30_000, sample_words=SAMPLE_WORDS, sample: int = 500,
-                 seed: int = 0, progress=None) -> dict:
+                 seed: int = 0, progress: Progress = SILENT) -> dict:
     keys = parent.keys()
     limit = min(restrict, parent.version.count)
     before = np.asarray(parent.matrix()[:limit])

@@ -30,15 +30,15 @@ class Prediction:
 def load_classifier(store):
     import torch
 
-    from .classifiers import build
+    from .classifiers import build_classifier
 
-    path = local_store(store, "predict", then="predict there").classifier_path(store.version.version)
+    path = local_store(store, "predict", then="predict there").classifier_path(store.version.number)
     if not path.exists():
-        raise SimdexError(f"{store.location}: no classifier for version {store.version.version} (train one with "
+        raise SimdexError(f"{store.location}: no classifier for version {store.version.number} (train one with "
                           f"`simdex train sentiment`, or `simdex use` the version it was trained on)")
     saved = torch.load(path, weights_only=False, map_location="cpu")
     vectors = saved["state"]["embedding.weight"]
-    model = build(saved["config"]["model"], torch.zeros_like(vectors), freeze=True)
+    model = build_classifier(saved["config"]["model"], torch.zeros_like(vectors), freeze=True)
     model.load_state_dict(saved["state"])
     model.eval()
     return model, saved
@@ -47,7 +47,7 @@ def load_classifier(store):
 def predict(store, texts) -> list[Prediction]:
     import torch
 
-    from .train import Batch, SentenceHead
+    from .train import SentenceHead, TextBatch
 
     texts = list(texts)
     if not texts:
@@ -59,7 +59,7 @@ def predict(store, texts) -> list[Prediction]:
     with torch.no_grad():
         for start in range(0, len(texts), 256):
             part = ids[start:start + 256]
-            batch = Batch(part, np.zeros(len(part), dtype=np.int64), saved["config"]["model"],
+            batch = TextBatch(part, np.zeros(len(part), dtype=np.int64), saved["config"]["model"],
                           saved["config"]["max_tokens"], saved["buckets"], "cpu", saved.get("frequent_ngrams"))
             positive.append(torch.softmax(model(batch), dim=1)[:, 1].numpy())
     positive = np.concatenate(positive)

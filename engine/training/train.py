@@ -19,7 +19,6 @@ classifier is kept either way (STORE/classifiers/vN.pt) for `simdex predict`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import time
@@ -31,8 +30,9 @@ import numpy as np
 
 from ..backends.local import local_store
 from ..devices import pick_device
-from ..errors import BadOption, SimdexError, StoreFault, check_choice
+from ..errors import SimdexError, StoreFault
 from ..files import atomic_write
+from ..progress import SILENT, Progress, Task
 from .config import TrainConfig
 from .labelled import read_labelled, tokenize
 
@@ -115,7 +115,7 @@ class Data:
         return cfg.sentences == "on"
 
 
-class Batch:
+class TextBatch:
     """What a model reads: flat ids + offsets and hashed n-grams (bag), or padded ids (the others)."""
 
     def __init__(self, ids: list, labels, kind: str, max_tokens: int, buckets: int, device: str,
@@ -154,7 +154,7 @@ def ngram_ids(row: np.ndarray, buckets: int) -> np.ndarray:
 
 def train_sentiment(store, data_path: str | None = None, *, dataset: str | None = None, text_column: str = "text",
                     label_column: str = "label", config: TrainConfig | None = None, resume: bool = False,
-                    progress=None, words_progress=None, sentences_progress=None) -> TrainResult:
+                    progress: Progress = SILENT) -> TrainResult:
     """Train, then write the fine-tuned vectors as a new version (see the module's notes)."""
     import torch
 
@@ -168,7 +168,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(os.cpu_count() or 1)
     data = Data(texts, labels, store, cfg)
-    head = SentenceHead.fit(texts, data, cfg, sentences_progress) if data.use_sentences(cfg) else None
+    head = SentenceHead.fit(texts, data, cfg, progress) if data.use_sentences(cfg) else None
     model = _model(cfg, data, store)
     from .classifiers import dense_and_sparse
 
@@ -192,9 +192,10 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
         model.train()
         order = np.random.default_rng((cfg.seed, epoch)).permutation(data.train)  # the same after a resume
         total_loss, seen = 0.0, 0
+        task = progress.task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(order), unit="examples")
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            batch = Batch([data.ids[i] for i in rows], data.labels[rows], cfg.model, cfg.max_tokens, buckets,
+            batch = TextBatch([data.ids[i] for i in rows], data.labels[rows], cfg.model, cfg.max_tokens, buckets,
                           cfg.device, data.frequent_ngrams)
             loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
             for optimizer in optimizers:
@@ -205,9 +206,8 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
                 schedule.step()
             total_loss += loss.item() * len(rows)
             seen += len(rows)
-            if progress:
-                progress(epoch, cfg.epochs, seen, len(order), total_loss / seen, time.perf_counter() - started)
-        accuracy, f1 = evaluate(model, data, data.val, cfg, buckets, head)
+            task.update(seen, loss=total_loss / seen)
+        accuracy, f1 = accuracy_and_f1(model, data, data.val, cfg, buckets, head)
         epochs_run = epoch + 1
         if accuracy > best:
             best, best_epoch, stale = accuracy, epoch + 1, 0
@@ -216,14 +216,14 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
             stale += 1
         _save_checkpoint(checkpoint_path, identity, model, optimizers + schedules, epoch + 1, best, best_state,
                          best_epoch)
-        if progress:
-            progress(epoch, cfg.epochs, None, None, total_loss / max(seen, 1), time.perf_counter() - started,
-                     accuracy=accuracy)
+        task.note(f"epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / max(seen, 1):.4f}  validation accuracy "
+                  f"{accuracy:.4f}  ({time.perf_counter() - started:.0f}s)")
+        task.close()
         if stale >= cfg.patience:
             break
     train_seconds = time.perf_counter() - started
     model.load_state_dict(best_state)
-    accuracy, f1 = evaluate(model, data, data.val, cfg, buckets, head)
+    accuracy, f1 = accuracy_and_f1(model, data, data.val, cfg, buckets, head)
     result = TrainResult(None, parent.version, cfg.model, accuracy, f1, train_seconds, epochs_run, best_epoch,
                          len(data.train), len(data.val), len(data.words) - 2, len(data.new_words), cfg.freeze,
                          source, added_new_words=bool(cfg.add_new_words and data.new_words and not cfg.freeze
@@ -245,16 +245,16 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
         if cfg.refine:
             polarities = word_polarities(data.tokens, data.labels, data.train)
             vectors, polarity_report = polarity_coordinate(vectors, store.keys(), polarities,
-                                                           WordEncodings(store, cfg.device, words_progress),
+                                                           WordEncodings(store, cfg.device, progress),
                                                            seed=cfg.seed)
         version = _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report)
-        result.version = version.version
-        _save_classifier(store, version.version, classifier)
+        result.version = version.number
+        _save_classifier(store, version.number, classifier)
         from .drift import drift_report
 
         with type(store).open(store.path, version=parent.version) as before:
             result.report = {"polarity": polarity_report, "drift": drift_report(before, store)}
-        store.set_metrics(version.version, {**version.metrics, **result.report})
+        store.set_metrics(version.number, {**version.metrics, **result.report})
         from ...indexes.follow import keep_in_step
 
         result.index = keep_in_step(store)
@@ -265,7 +265,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
 def _model(cfg: TrainConfig, data: Data, store):
     import torch
 
-    from .classifiers import build
+    from .classifiers import build_classifier
 
     if cfg.init == "store":
         rows = np.asarray(store.vectors()[data.store_rows], dtype=np.float32)
@@ -278,10 +278,11 @@ def _model(cfg: TrainConfig, data: Data, store):
     fresh = generator.uniform(-scale, scale, size=(len(data.words) - 2 - len(rows), dim)).astype(np.float32)
     vectors = np.concatenate([np.zeros((2, dim), np.float32), rows, fresh])
     extra = {"ratios": torch.from_numpy(data.ngram_ratios)} if data.ngram_ratios is not None else {}
-    return build(cfg.model, torch.from_numpy(vectors), cfg.freeze, **extra).to(cfg.device)
+    return build_classifier(cfg.model, torch.from_numpy(vectors), cfg.freeze, **extra).to(cfg.device)
 
 
-def evaluate(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int, head=None) -> tuple[float, float]:
+def accuracy_and_f1(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int,
+                    head=None) -> tuple[float, float]:
     """(accuracy, F1 of the positive class) on `rows`; leaves the model in training mode."""
     import torch
 
@@ -290,7 +291,7 @@ def evaluate(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int
     with torch.no_grad():
         for start in range(0, len(rows), 256):
             part = rows[start:start + 256]
-            batch = Batch([data.ids[i] for i in part], data.labels[part], cfg.model, cfg.max_tokens, buckets,
+            batch = TextBatch([data.ids[i] for i in part], data.labels[part], cfg.model, cfg.max_tokens, buckets,
                           cfg.device, data.frequent_ngrams)
             positive.append(torch.softmax(model(batch), dim=1)[:, 1].cpu().numpy())
     model.train()
@@ -321,13 +322,14 @@ class SentenceHead:
         self.weights, self.probability = weights, probability
 
     @classmethod
-    def fit(cls, texts, data: "Data", cfg: TrainConfig, progress=None) -> "SentenceHead":
+    def fit(cls, texts, data: "Data", cfg: TrainConfig, progress: Progress = SILENT) -> "SentenceHead":
         import torch
 
         from ..sentences.model import Encoder
-        from .polarity import fit_probe
+        from .probe import fit_probe
 
-        encodings = torch.from_numpy(encode_in_chunks(Encoder.load(device=cfg.device), list(texts), progress))
+        with progress.task("sentence head: encoding the texts", total=len(texts), unit="texts") as task:
+            encodings = torch.from_numpy(encode_in_chunks(Encoder.load(device=cfg.device), list(texts), task))
         train = torch.from_numpy(data.train)
         weights = fit_probe(encodings[train], torch.from_numpy(data.labels[data.train]).float(), cls.L2)
         return cls(weights, cls._sigmoid(weights, encodings))
@@ -345,18 +347,17 @@ class SentenceHead:
 
     @staticmethod
     def _sigmoid(weights, encodings) -> np.ndarray:
-        from .polarity import probe_scores
+        from .probe import probe_scores
 
         return probe_scores(weights, encodings).sigmoid().numpy()
 
 
-def encode_in_chunks(encoder, texts: list[str], progress=None, chunk: int = 8192) -> np.ndarray:
-    """The encoder's unit vectors of `texts`, with progress(done, total) after every chunk."""
+def encode_in_chunks(encoder, texts: list[str], task: Task = Task(), chunk: int = 8192) -> np.ndarray:
+    """The encoder's unit vectors of `texts`, the task told of every chunk done."""
     out = np.empty((len(texts), encoder.dim), dtype=np.float32)
     for start in range(0, len(texts), chunk):
         out[start:start + chunk], _ = encoder.encode(texts[start:start + chunk])
-        if progress:
-            progress(min(start + chunk, len(texts)), len(texts))
+        task.update(min(start + chunk, len(texts)))
     return out
 
 
@@ -374,7 +375,7 @@ class WordEncodings:
     STORE/train/ (float16, about 270 MB for the 346,000 words of GloVe 6B) so that the next run
     on the store skips the few minutes they take."""
 
-    def __init__(self, store, device: str, progress=None):
+    def __init__(self, store, device: str, progress: Progress = SILENT):
         self.directory, self.device, self.progress = store.training_directory(), device, progress
 
     def __call__(self, words: list[str]) -> np.ndarray:
@@ -398,7 +399,9 @@ class WordEncodings:
         bf16 = self.device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         encoder = Encoder.load(quantize="bf16" if bf16 else "none", device=self.device)
         encoder.short_in_float32 = 0  # single words: all short
-        out = encode_in_chunks(encoder, words, self.progress)
+        with self.progress.task("polarity probe: encoding the vocabulary's words (once per store)", total=len(words),
+                                unit="words") as task:
+            out = encode_in_chunks(encoder, words, task)
         self._cache(path, out)
         return out
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import packaged, query
 from ..errors import BadEvalFile, check_choice
+from ..progress import SILENT, Progress
 from ..store import ANALOGY_METHODS, Store
 
 SEMANTIC_SECTIONS_PREFIX_SYNTACTIC = "gram"  # questions-words.txt: gram* sections are syntactic
@@ -125,7 +126,7 @@ def read_analogies(path, on_error: str = "fail"):
 
 
 def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, method: str = "add",
-                       on_error: str = "fail", exact: bool = False, progress=None) -> AnalogyResult:
+                       on_error: str = "fail", exact: bool = False, progress: Progress = SILENT) -> AnalogyResult:
     """Accuracy on an analogy set; through the store's index (over-fetch, exact re-rank) when it
     has one for this version, unless `exact`."""
     check_choice("method", method, ANALOGY_METHODS)
@@ -151,15 +152,16 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
     abc = np.array(questions, dtype=np.int64).reshape(-1, 3)
     searcher = None if exact else store.searcher()
     if searcher is None:
-        _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=restrict, progress=progress)
+        with progress.task(f"eval {path.stem} ({method})", total=len(abc), unit="questions") as task:
+            _, best = query.best_analogies(store.matrix(), abc, method=method, restrict=restrict, task=task)
         predicted = _gensim_predictions(store.matrix(), keys, abc, best, ok_vocab, method, restrict)
         searched = "exact"
     else:
         top5 = np.full((len(abc), 5), -1, dtype=np.int64)
-        for q0 in range(0, len(abc), 2048):
-            _, top5[q0:q0 + 2048] = searcher.analogies(abc[q0:q0 + 2048], 5, method=method, restrict=restrict)
-            if progress:
-                progress(min(len(abc), q0 + 2048), len(abc))
+        with progress.task(f"eval {path.stem} ({method})", total=len(abc), unit="questions") as task:
+            for q0 in range(0, len(abc), 2048):
+                _, top5[q0:q0 + 2048] = searcher.analogies(abc[q0:q0 + 2048], 5, method=method, restrict=restrict)
+                task.update(min(len(abc), q0 + 2048))
         predicted = [_first_acceptable(keys, rows, abc[q], ok_vocab) for q, rows in enumerate(top5)]
         searched = searcher.describe()
     for owner, guess, answer in zip(owners, predicted, expected):
@@ -286,7 +288,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 # -- all, compare ---------------------------------------------------------------------------------
 
 def evaluate_all(store: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
-                 progress=None) -> list:
+                 progress: Progress = SILENT) -> list:
     results = [evaluate_analogies(store, restrict=restrict, method=method, exact=exact, progress=progress)]
     results += [evaluate_pairs(store, path, restrict=restrict) for path in packaged.PAIR_SETS.values()]
     return results
@@ -316,14 +318,14 @@ class Comparison:
 
 
 def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
-            progress=None) -> Comparison:
+            progress: Progress = SILENT) -> Comparison:
     """The bundled benchmarks on two versions, searched the same way: through each version's
     own index when both have one, else both exactly (an index's misses would otherwise count
     as a difference between the versions)."""
     notes = []
     if not exact and (first.searcher() is None) != (second.searcher() is None):
         indexed, plain = (first, second) if first.searcher() is not None else (second, first)
-        notes.append(f"version {indexed.version.version} has an index and version {plain.version.version} has "
+        notes.append(f"version {indexed.version.number} has an index and version {plain.version.number} has "
                      f"none: both searched exactly, so that the index's misses do not count as a difference")
         exact = True
     results_a = evaluate_all(first, restrict=restrict, method=method, exact=exact, progress=progress)

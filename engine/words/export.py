@@ -8,21 +8,21 @@ Text formats print 9 significant digits, which read back as exactly the stored f
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import SimdexError, check_choice, machine_fault
+from ..errors import SimdexError, check_choice
+from ..files import atomic_write
 from ..store import Store
 
-FORMATS = ("glove", "word2vec", "word2vec-binary", "npy")
+EXPORT_FORMATS = ("glove", "word2vec", "word2vec-binary", "npy")
 _ROWS = 20_000
 
 
 def export(store: Store, out, format: str = "glove", scale: str = "unit") -> dict:
     """Write the store's version to `out`; returns {path, count, dim}. Written atomically."""
-    check_choice("--format", format, FORMATS)
+    check_choice("--format", format, EXPORT_FORMATS)
     check_choice("--scale", scale, ("unit", "original"))
     out = Path(out)
     if out.is_dir():
@@ -32,30 +32,20 @@ def export(store: Store, out, format: str = "glove", scale: str = "unit") -> dic
     matrix, keys = store.matrix(), store.keys()
     norms = store.norms() if scale == "original" else None
     n, d = matrix.shape
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
+    with atomic_write(out, sync=False) as tmp, open(tmp, "wb") as f:
         if format == "npy":
             rows = np.asarray(matrix) if norms is None else np.asarray(matrix) * norms[:, None]
-            with open(tmp, "wb") as f:
-                np.save(f, rows.astype("<f4"))
+            np.save(f, rows.astype("<f4"))
             vocabulary = out.with_name(out.name + ".vocab.txt")
             vocabulary.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
         else:
-            with open(tmp, "wb") as f:
-                if format != "glove":
-                    f.write(f"{n} {d}\n".encode())
-                for start in range(0, n, _ROWS):
-                    rows = np.asarray(matrix[start:start + _ROWS], dtype=np.float32)
-                    if norms is not None:
-                        rows = rows * norms[start:start + _ROWS, None]
-                    f.write(_encode_rows(keys[start:start + _ROWS], rows, binary=format == "word2vec-binary"))
-        os.replace(tmp, out)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        fault = machine_fault(e, out, unchanged=False)
-        if fault is not None:
-            raise fault from None
-        raise
+            if format != "glove":
+                f.write(f"{n} {d}\n".encode())
+            for start in range(0, n, _ROWS):
+                rows = np.asarray(matrix[start:start + _ROWS], dtype=np.float32)
+                if norms is not None:
+                    rows = rows * norms[start:start + _ROWS, None]
+                f.write(_encode_rows(keys[start:start + _ROWS], rows, binary=format == "word2vec-binary"))
     return {"path": str(out), "count": n, "dim": d}
 
 

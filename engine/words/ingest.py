@@ -7,7 +7,6 @@ until the version commits, so a bad line or a Ctrl-C leaves the store as it was.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -16,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import packaged
-from ..files import file_sha256
 from ..errors import BadVectorFile, WrongKind, check_choice, check_positive
+from ..files import file_sha256
+from ..progress import SILENT, Progress
+from ..store import Store
 from .parsers import NeedsCarefulReader, ReadReport, read_vectors
 from .sources import open_source
-from ..store import Store
 
 
 @dataclass
@@ -40,11 +40,8 @@ class IngestResult:
 
 
 def ingest(store: Store, source_path=None, *, format: str = "auto", member: str | None = None,
-           limit: int | None = None, on_error: str = "fail", progress=None) -> IngestResult:
-    """Read `source_path` (default: the packaged GloVe 6B 50d) into a new, current version.
-
-    `progress(done_bytes, total_bytes, vectors)` is called as the file is read.
-    """
+           limit: int | None = None, on_error: str = "fail", progress: Progress = SILENT) -> IngestResult:
+    """Read `source_path` (default: the packaged GloVe 6B 50d) into a new, current version."""
     check_positive("--limit", limit)
     check_choice("--on-error", on_error, ("fail", "skip"))
     started = time.perf_counter()
@@ -75,25 +72,25 @@ def _ingest_file(store, source, limit, on_error, careful, started, progress) -> 
     with store.new_version(kind="words", dim=source.dim, source=str(source.path.resolve()),
                            format=source.format, config=config) as writer:
         batches = read_vectors(source, limit=limit, on_error=on_error, report=report, careful=careful)
-        for batch in prefetch(batches):
-            keys, rows, ranks = batch.keys, batch.rows, batch.ranks
-            fresh = set(keys)
-            if len(fresh) == len(keys) and seen.isdisjoint(fresh):
-                seen |= fresh
-            else:
-                keep = []
-                for i, key in enumerate(keys):
-                    if key in seen:
-                        duplicates += 1
-                    else:
-                        seen.add(key)
-                        keep.append(i)
-                keys = [keys[i] for i in keep]
-                rows, ranks = rows[keep], ranks[keep]
-            unit, norms = unit_rows(rows)
-            writer.append(unit, keys, norms, ranks)
-            if progress:
-                progress(source.counter.bytes_read, source.size, writer.count)
+        with progress.task(f"ingest {source.label}", total=source.size, unit="B") as task:
+            for batch in prefetch(batches):
+                keys, rows, ranks = batch.keys, batch.rows, batch.ranks
+                fresh = set(keys)
+                if len(fresh) == len(keys) and seen.isdisjoint(fresh):
+                    seen |= fresh
+                else:
+                    keep = []
+                    for i, key in enumerate(keys):
+                        if key in seen:
+                            duplicates += 1
+                        else:
+                            seen.add(key)
+                            keep.append(i)
+                    keys = [keys[i] for i in keep]
+                    rows, ranks = rows[keep], ranks[keep]
+                unit, norms = unit_rows(rows)
+                writer.append(unit, keys, norms, ranks)
+                task.update(source.counter.bytes_read, vectors=writer.count)
         if writer.count == 0:
             raise BadVectorFile(source.label, f"no vectors read ({report.skipped} bad lines skipped)")
         counter = source.counter
@@ -102,7 +99,7 @@ def _ingest_file(store, source, limit, on_error, careful, started, progress) -> 
         writer.fields["sha256"] = sha256
         version = writer.commit(metrics={"skipped": report.skipped, "duplicates": duplicates,
                                          "first_skipped": report.first_skipped})
-    return IngestResult(version.version, version.count, version.dim, report.skipped, duplicates,
+    return IngestResult(version.number, version.count, version.dim, report.skipped, duplicates,
                         time.perf_counter() - started, version.source, source.format, report.first_skipped)
 
 
@@ -113,14 +110,14 @@ def _ingest_packaged(store, name, limit, started, progress) -> IngestResult:
     with store.new_version(kind="words", dim=matrix.shape[1], source=name, sha256=file_sha256(path),
                            format="packaged", config={"limit": limit}) as writer:
         step = 100_000
-        for start in range(0, len(keys), step):
-            unit, norms = unit_rows(np.asarray(matrix[start:start + step], dtype=np.float32))
-            ranks = np.arange(start + 1, start + 1 + len(unit), dtype=np.int64)
-            writer.append(unit, keys[start:start + step], norms, ranks)
-            if progress:
-                progress(writer.count, len(keys), None)
+        with progress.task("ingest packaged GloVe 6B 50d", total=len(keys), unit="vectors") as task:
+            for start in range(0, len(keys), step):
+                unit, norms = unit_rows(np.asarray(matrix[start:start + step], dtype=np.float32))
+                ranks = np.arange(start + 1, start + 1 + len(unit), dtype=np.int64)
+                writer.append(unit, keys[start:start + step], norms, ranks)
+                task.update(writer.count)
         version = writer.commit(metrics={"skipped": 0, "duplicates": 0})
-    return IngestResult(version.version, version.count, version.dim, 0, 0,
+    return IngestResult(version.number, version.count, version.dim, 0, 0,
                         time.perf_counter() - started, name, "packaged")
 
 

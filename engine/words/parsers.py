@@ -2,11 +2,11 @@
 
 Two readers for text, one for binary:
 
-- `read_text_fast`: pyarrow's multithreaded CSV parser over 2 MiB blocks, about 0.3 s for
-  glove.6B.50d.txt. It only accepts clean files (exactly a word and D values per line, finite
+- `read_text_fast`: pyarrow's multithreaded CSV parser over 2 MiB blocks. It only accepts
+  clean files (exactly a word and D values per line, finite
   numbers, valid UTF-8, a header that agrees) and raises `NeedsCarefulReader` at the first
   doubt, before anything is committed.
-- `read_text_careful`: line by line in Python, about as fast as gensim. It handles words
+- `read_text_careful`: line by line in Python (slower, and exact about errors). It handles words
   containing spaces (the word is everything before the last D fields), and gives the exact
   line number and problem of a bad line, or skips it with `on_error="skip"`.
 - `read_binary`: word2vec's binary records.
@@ -39,7 +39,7 @@ class NeedsCarefulReader(Exception):
 
 
 @dataclass
-class Batch:
+class VectorBatch:
     keys: list[str]
     rows: np.ndarray  # float32 (m, d), as read
     ranks: np.ndarray  # int64 (m,)
@@ -64,7 +64,7 @@ class ReadReport:
 
 
 def read_vectors(source: Source, *, limit=None, on_error="fail", report=None, careful=False):
-    """The reader a source needs, as an iterator of Batch."""
+    """The reader a source needs, as an iterator of VectorBatch."""
     report = report if report is not None else ReadReport()
     if source.format == "word2vec-binary":
         return read_binary(source, limit=limit, on_error=on_error, report=report)
@@ -131,7 +131,7 @@ def read_text_fast(source: Source, *, limit=None):
                 raise NeedsCarefulReader("a NaN, an infinity or an empty word")
             if padded and table.column(dim + 1).slice(0, m).to_pylist().count("") != m:
                 raise NeedsCarefulReader("an extra field")
-            yield Batch(keys, rows, np.arange(rank + 1, rank + m + 1, dtype=np.int64))
+            yield VectorBatch(keys, rows, np.arange(rank + 1, rank + m + 1, dtype=np.int64))
             rank += m
         if source.header_count is not None and (limit is None or rank < limit) and rank != source.header_count:
             raise NeedsCarefulReader("the header count disagrees with the body")
@@ -188,7 +188,7 @@ def read_text_careful(source: Source, *, limit=None, on_error="fail", report: Re
             keys, rows = keys[:limit - rank], rows[:limit - rank]
         ranks = np.arange(rank + 1, rank + 1 + len(keys), dtype=np.int64)
         rank += len(keys)
-        return Batch(keys, rows, ranks) if keys else None
+        return VectorBatch(keys, rows, ranks) if keys else None
 
     def structural(problem: str, at: int):
         if on_error != "skip":
@@ -254,7 +254,7 @@ def read_text_careful(source: Source, *, limit=None, on_error="fail", report: Re
 
 def _parse_rows(values: str, n: int, dim: int):
     """(rows (n, dim), finite mask (n,)) from space-separated numbers, or (None, None) when
-    they are not n * dim numbers. numpy's C parser: about 3x faster than a list of strings."""
+    they are not n * dim numbers (numpy's C parser: faster than a list of strings)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # "could not be read to its end"
         try:
@@ -330,7 +330,7 @@ def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadRepo
             kept.append(i)
             ranks.append(number)
         records.clear()
-        return Batch(keys, rows[kept].astype(np.float32), np.array(ranks, dtype=np.int64)) if keys else None
+        return VectorBatch(keys, rows[kept].astype(np.float32), np.array(ranks, dtype=np.int64)) if keys else None
 
     try:
         stream.readline()  # the "N D" header

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import BadVectorFile
 
-FORMATS = ("glove", "word2vec", "word2vec-binary", "fasttext")
+VECTOR_FORMATS = ("glove", "word2vec", "word2vec-binary", "fasttext")
 TEXT_FORMATS = ("glove", "word2vec", "fasttext")
 BOM = b"\xef\xbb\xbf"
 _PEEK = 1 << 16
@@ -101,8 +101,8 @@ def open_source(path, format: str = "auto", member: str | None = None) -> Source
         raise BadVectorFile(path, "no such file")
     if path.is_dir():
         raise BadVectorFile(path, "is a directory, not a vector file")
-    if format != "auto" and format not in FORMATS:
-        raise BadVectorFile(path, f"unknown format {format!r} (use auto, {', '.join(FORMATS)})")
+    if format != "auto" and format not in VECTOR_FORMATS:
+        raise BadVectorFile(path, f"unknown format {format!r} (use auto, {', '.join(VECTOR_FORMATS)})")
     size = path.stat().st_size
     if size == 0:
         raise BadVectorFile(path, "empty file")
