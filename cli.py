@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 import os
 import sys
 
@@ -17,10 +18,10 @@ import click
 
 from .engine.errors import MACHINE_ERRNOS, SimdexError
 from .engine.progress import Progress
-from .engine.records import ranked, to_json
-from .engine.training.config import MODELS, TrainConfig
+from .engine.records import oov_fields, ranked, to_json
+from .engine.training.config import MODELS, EncoderTrainConfig, TrainConfig
 
-TRAINING = TrainConfig()  # the trainer's defaults: the options below show and pass them, never restate them
+TRAINING, ENCODING = TrainConfig(), EncoderTrainConfig()  # the trainer's defaults: shown, never restated
 PROGRESS = Progress.to_stderr()  # long work shows its progress on stderr (engine/progress.py)
 
 
@@ -107,14 +108,15 @@ def output(as_json: bool, results, table) -> None:
                 click.echo(line)
 
 
-def output_ranked(as_json: bool, title: str, answers, key: str = "word") -> None:
-    """A query's (key, score) answers: JSON lines `query, rank, word, score`, or a small table."""
-    records = ranked(title, answers, key)
+def output_ranked(as_json: bool, title: str, answers, key: str = "word", oov: dict | None = None) -> None:
+    """A query's (key, score) answers: JSON lines `query, rank, word, score` (and `oov`), or a
+    small table."""
+    records = [{**record, **(oov or {})} for record in ranked(title, answers, key)]
     if as_json:
         output(True, records, None)
         return
     width = max((len(word) for word, _ in answers), default=4)
-    click.echo(title)
+    click.echo(title + (f"  ({', '.join(oov['oov_words'])}: from subwords)" if oov else ""))
     output(False, records, lambda r: f"{r['rank']:4d}  {r[key]:<{width}}  {r['score']:.4f}")
 
 
@@ -146,7 +148,8 @@ def cli():
 
 @cli.command()
 @click.argument("source", required=False)
-@click.option("--format", "fmt", type=click.Choice(["auto", "glove", "word2vec", "word2vec-binary", "fasttext"]),
+@click.option("--format", "fmt", type=click.Choice(["auto", "glove", "word2vec", "word2vec-binary", "fasttext",
+                                                   "fasttext-bin"]),
               default="auto", show_default=True, help="The file's format; auto detects it.")
 @click.option("--member", help="The file to read inside a .zip archive.")
 @click.option("--limit", type=click.IntRange(min=1), help="Read only the first N vectors.")
@@ -158,13 +161,15 @@ def ingest(source, fmt, member, limit, on_error, store_path, as_json):
     """Read a vector file into a new version of the store, and make it current.
 
     SOURCE is a GloVe, word2vec (text or binary) or fastText .vec file, plain or .gz, .bz2,
-    .zip. Without SOURCE, the packaged GloVe 6B 50d vectors are read.
+    .zip, or a fastText .bin model (its subwords kept: words it never saw get vectors). Without
+    SOURCE, the packaged GloVe 6B 50d vectors are read.
 
     \b
     Examples:
         simdex ingest                       # packaged GloVe 6B 50d
         simdex ingest glove.6B.300d.txt
         simdex ingest wiki.en.vec.gz --limit 200000 --on-error skip
+        simdex ingest cc.en.300.bin                 # then: simdex neighbors excelent
     """
     from .engine.store import Store
     from .engine.words.ingest import ingest as run_ingest
@@ -359,8 +364,9 @@ def neighbors(queries, k, restrict, exact, lines_file, version, store_path, as_j
         else:
             answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact)
         show_notice(store)
-    for text, answer in zip(texts, answers):
-        output_ranked(as_json, text, answer)
+        oov = [oov_fields(store, text) if store.version.kind == "words" else {} for text in texts]
+    for text, answer, extra in zip(texts, answers, oov):
+        output_ranked(as_json, text, answer, oov=extra)
 
 
 @cli.command()
@@ -380,7 +386,8 @@ def analogy(a, b, c, k, method, restrict, exact, version, store_path, as_json):
     with open_store(store_path, version) as store:
         answers = store.analogy(a, b, c, k=k, method=method, restrict=restrict, exact=exact)
         show_notice(store)
-    output_ranked(as_json, f"{a} : {b} :: {c} : ?", answers)
+        oov = oov_fields(store, [a, b, c])
+    output_ranked(as_json, f"{a} : {b} :: {c} : ?", answers, oov=oov)
 
 
 @cli.command()
@@ -400,7 +407,10 @@ def similarity(word1, word2, version, store_path, as_json):
     """
     with open_store(store_path, version) as store:
         score = store.similarity(word1, word2)
-    output(as_json, {"a": word1, "b": word2, "score": round(score, 6)}, lambda r: f"{word1}  {word2}  {score:.4f}")
+        oov = oov_fields(store, [*word1.split(" + "), *word2.split(" + ")]) if store.version.kind == "words" else {}
+    output(as_json, {"a": word1, "b": word2, "score": round(score, 6), **oov},
+           lambda r: f"{word1}  {word2}  {score:.4f}" + (f"  ({', '.join(oov['oov_words'])}: from subwords)"
+                                                         if oov else ""))
 
 
 @cli.command(name="doesnt-match")
@@ -413,7 +423,8 @@ def doesnt_match(words, version, store_path, as_json):
     the mean of all of them. `simdex doesnt-match breakfast cereal dinner lunch` gives cereal."""
     with open_store(store_path, version) as store:
         word, score = store.doesnt_match(list(words))
-    output(as_json, {"words": list(words), "word": word, "score": round(score, 6)},
+        oov = oov_fields(store, list(words))
+    output(as_json, {"words": list(words), "word": word, "score": round(score, 6), **oov},
            lambda r: f"{word}  {score:.4f}")
 
 
@@ -427,12 +438,13 @@ def rank(word1, word2, version, store_path, as_json):
     """Where WORD2 falls among WORD1's neighbours (gensim's rank): 1 means it is the nearest."""
     with open_store(store_path, version) as store:
         position = store.rank(word1, word2)
-    output(as_json, {"a": word1, "b": word2, "rank": position}, lambda r: f"{word1}  {word2}  {position}")
+        oov = oov_fields(store, [word1, word2])
+    output(as_json, {"a": word1, "b": word2, "rank": position, **oov}, lambda r: f"{word1}  {word2}  {position}")
 
 
 @cli.command()
 @click.argument("out", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["glove", "word2vec", "word2vec-binary", "npy"]),
+@click.option("--format", "fmt", type=click.Choice(["glove", "word2vec", "word2vec-binary", "npy", "fasttext-bin"]),
               default="glove", show_default=True)
 @click.option("--scale", type=click.Choice(["unit", "original"]), default="unit", show_default=True,
               help="Unit-length rows (as stored) or the source's lengths (from the stored norms).")
@@ -453,7 +465,12 @@ def export(out, fmt, scale, version, store_path, as_json):
 
 @cli.group(name="train")
 def train_group():
-    """Train on a word store's vectors."""
+    """Fine-tune a store's embeddings through a task, then re-index."""
+
+
+def both(words, sentences) -> str:
+    """The help's default of an option whose default depends on the store's kind."""
+    return f"[default: {words} on word stores, {sentences} on sentence stores]"
 
 
 @train_group.command(name="sentiment")
@@ -462,109 +479,166 @@ def train_group():
                                 "(8,530 sentences).")
 @click.option("--text-column", default="text", show_default=True, help="DATA's column (or field) of texts.")
 @click.option("--label-column", default="label", show_default=True, help="DATA's column of labels (two classes).")
-@click.option("--model", default=TRAINING.model, show_default=True,
-              help=f"{', '.join(MODELS)}: bag (mean of embeddings), bilstm, or cnn (Kim 2014).")
-@click.option("--freeze/--fine-tune", default=TRAINING.freeze, show_default=True,
-              help="Train the classifier only (no new version), or fine-tune the word vectors too.")
-@click.option("--init", default=TRAINING.init, show_default=True,
-              help="store: start from the current version; random: custom embeddings from scratch.")
-@click.option("--dim", type=click.IntRange(min=1), help="With --init random: the embeddings' dimension [default: 50].")
-@click.option("--epochs", type=click.IntRange(min=1), default=TRAINING.epochs, show_default=True,
-              help="At most; training stops early when validation accuracy stops improving.")
-@click.option("--lr", type=float, default=TRAINING.lr, show_default=True, help="The classifier's learning rate.")
-@click.option("--val-split", type=float, default=TRAINING.val_split, show_default=True,
-              help="Share held out for validation.")
-@click.option("--seed", type=int, default=TRAINING.seed, show_default=True)
+@click.option("--freeze/--fine-tune", default=None,
+              help="Train the classifier only on fixed embeddings (the baseline; no new version), or fine-tune "
+                   "the embeddings [default: fine-tune].")
+@click.option("--compare-freeze", is_flag=True, help="Report the frozen baseline beside the fine-tuned run.")
+@click.option("--epochs", type=click.IntRange(min=1), help="At most; training stops early when validation accuracy "
+                                                           "stops improving. " + both(TRAINING.epochs, ENCODING.epochs))
+@click.option("--lr", type=float, help="The classifier's (or the encoder's) learning rate. "
+                                       + both(TRAINING.lr, ENCODING.lr))
+@click.option("--batch-size", type=click.IntRange(min=1), help=both(TRAINING.batch_size, ENCODING.batch_size))
+@click.option("--val-split", type=float, help=f"Share held out for validation [default: {TRAINING.val_split}].")
+@click.option("--seed", type=int, help=f"[default: {TRAINING.seed}]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
-@click.option("--add-new-words", is_flag=True, help="Words of the data missing from the store join its vocabulary.")
-@click.option("--sentences", default=TRAINING.sentences, show_default=True,
-              help="on: average the word model with a sentence-encoder head (all-MiniLM-L6-v2) on each text; "
-                   "auto: for short texts (median at most 64 tokens); off.")
-@click.option("--no-refine", is_flag=True, help="Skip the polarity coordinate given to the fine-tuned vectors.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@click.option("--compare-freeze", is_flag=True, help="Train frozen and fine-tuned, and print them side by side.")
+@click.option("--model", help=f"Word stores: {', '.join(MODELS)}: bag (mean of embeddings -> Linear -> ReLU -> "
+                              f"Linear), bilstm, or cnn (Kim 2014) [default: {TRAINING.model}].")
+@click.option("--init", help=f"Word stores: store (start from the current version) or random (custom embeddings "
+                             f"from scratch) [default: {TRAINING.init}].")
+@click.option("--dim", type=click.IntRange(min=1), help="With --init random: the embeddings' dimension [default: 50].")
+@click.option("--embedding-lr", type=float,
+              help=f"Word stores: the vectors' own learning rate [default: {TRAINING.embedding_lr}].")
+@click.option("--tie", type=click.FloatRange(min=0),
+              help=f"Word stores: how strongly each trained row is pulled back to its original vector (L2-SP; "
+                   f"0: free) [default: {TRAINING.tie}].")
+@click.option("--ngrams", is_flag=True, default=None,
+              help="Word stores, bag: hashed word and bigram features with naive-Bayes ratios beside the vectors.")
+@click.option("--add-new-words", is_flag=True, default=None,
+              help="Word stores: words of the data missing from the store join its vocabulary.")
+@click.option("--polarity/--no-polarity", default=None,
+              help="Word stores: the polarity step after training [default: on].")
+@click.option("--polarity-strength", type=click.FloatRange(min=0),
+              help="Word stores: the polarity step's strength [default: chosen on polar words of the reviews held "
+                   "out of its probe].")
+@click.option("--sentence-head", is_flag=True, default=None,
+              help="Word stores: also fit a logistic head on MiniLM encodings of the texts and report its "
+                   "accuracy, and its average with the word model's, in fields of their own.")
+@click.option("--max-length", type=click.IntRange(1, 512),
+              help="Sentence stores: tokens a text is cut to while training [default: the encoder's].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="Sentence stores: auto is bfloat16 autocast on CUDA where it has it, float32 elsewhere.")
 @store_options
 @user_errors
-def train_sentiment_command(data, dataset, text_column, label_column, model, freeze, init, dim, epochs, lr,
-                            val_split, seed, device, add_new_words, sentences, no_refine, resume, compare_freeze,
-                            store_path, as_json):
-    """Train a sentiment classifier on the store's word vectors; fine-tuned vectors become a new version.
+def train_sentiment_command(data, dataset, text_column, label_column, freeze, compare_freeze, resume, store_path,
+                            as_json, **options):
+    """Fine-tune the store's embeddings on labelled texts; they become a new version, re-indexed.
 
-    DATA is a .csv, .tsv or .jsonl of texts with two-class labels (0/1, neg/pos, ...). A
-    fine-tuned run writes a new version (current, index rebuilt, a drift report in its metrics);
-    `simdex use PARENT` goes back. The classifier is kept for `simdex predict`.
+    DATA is a .csv, .tsv or .jsonl of texts with two-class labels (0/1, neg/pos, ...). On a word
+    store the word vectors are fine-tuned through a classifier; on a sentence store its encoder
+    is, and every text is re-encoded. The new version is current, its index rebuilt and a report
+    of what moved is in its metrics; `simdex use PARENT` goes back. The classifier is kept for
+    `simdex predict`.
 
     \b
     Examples:
         simdex train sentiment --dataset imdb
-        simdex train sentiment reviews.csv --text-column review --label-column stars_binary
         simdex train sentiment --dataset rotten_tomatoes --model cnn --compare-freeze
-        simdex train sentiment --dataset imdb --init random --dim 100
+        simdex train sentiment --dataset rotten_tomatoes --store reviews     # a sentence store
+        simdex train sentiment reviews.csv --text-column review --label-column stars_binary
     """
-    from .engine.training.train import TrainConfig, train_sentiment
+    from .engine.training.config import config_for
+    from .engine.training.train import train_sentiment
 
-    config = TrainConfig(model=model, freeze=freeze, init=init, dim=dim, epochs=epochs, lr=lr, val_split=val_split,
-                         seed=seed, device=device, add_new_words=add_new_words, refine=not no_refine,
-                         sentences=sentences).check()
-    runs = [(True, "frozen"), (False, "fine-tuned")] if compare_freeze else [(freeze, None)]
-    if compare_freeze and (resume or init == "random"):
-        raise click.ClickException("--compare-freeze is for a fresh run from the store's vectors "
-                                   "(not with --resume or --init random)")
-    results = []
     with open_store(store_path) as store:
-        for frozen, label in runs:
-            if label:
-                click.echo(f"-- {label}", err=True)
-            config.freeze = frozen
+        kind = store.version.kind
+        config = config_for(kind, freeze=freeze, **options)
+        runs = [config]
+        if compare_freeze:
+            if resume or getattr(config, "init", "store") == "random":
+                raise click.ClickException("--compare-freeze is for a fresh run from the store's vectors "
+                                           "(not with --resume or --init random)")
+            if kind == "words":  # (a sentence store's run measures its frozen baseline anyway)
+                runs = [replace(config, freeze=True), replace(config, freeze=False)]
+        results = []
+        for run in runs:
+            if len(runs) > 1:
+                click.echo(f"-- {'frozen' if run.freeze else 'fine-tuned'}", err=True)
             result = train_sentiment(store, data, dataset=dataset, text_column=text_column, label_column=label_column,
-                                     config=config, resume=resume, progress=PROGRESS)
+                                     config=run, resume=resume, progress=PROGRESS)
             show_index_follow(result.index)
-            results.append((label, result))
+            results.append(result)
     if compare_freeze and not as_json:
-        click.echo(f"{'':<12}{'frozen':>10}{'fine-tuned':>12}")
-        for name in ("val_accuracy", "val_f1", "train_seconds"):
-            a, b = (getattr(r, name) for _, r in results)
-            click.echo(f"{name:<12}{a:10.4f}{b:12.4f}")
-    output(as_json, [r for _, r in results], train_table)
+        frozen, tuned = (results if len(results) == 2 else [None, results[0]])
+        if frozen:
+            rows = [("val_accuracy", frozen.val_accuracy, tuned.val_accuracy), ("val_f1", frozen.val_f1, tuned.val_f1),
+                    ("train_seconds", frozen.train_seconds, tuned.train_seconds)]
+        else:
+            rows = [("val_accuracy", tuned.frozen_accuracy, tuned.val_accuracy),
+                    ("val_f1", tuned.frozen_f1, tuned.val_f1)]
+        click.echo(f"{'':<14}{'frozen':>10}{'fine-tuned':>12}")
+        for name, a, b in rows:
+            click.echo(f"{name:<14}{a:10.4f}{b:12.4f}")
+    output(as_json, results, train_table)
 
 
 def train_table(r) -> list[str]:
     lines = [f"{r.model} on {r.data}: validation accuracy {r.val_accuracy:.4f}, F1 {r.val_f1:.4f} "
-             f"({r.train_examples:,} training / {r.val_examples:,} validation texts, best epoch {r.best_epoch} "
-             f"of {r.epochs}, {r.train_seconds:.1f}s)"]
+             f"({r.train_examples:,} training / {r.val_examples:,} validation texts"
+             + (f", best epoch {r.best_epoch} of {r.epochs}, {r.train_seconds:.1f}s)" if r.epochs else ")")]
+    if r.ngrams:
+        lines.append("with the n-gram features beside the word vectors (--ngrams)")
+    if r.frozen_accuracy is not None and not r.freeze:
+        lines.append(f"frozen baseline (a head on the fixed encodings): accuracy {r.frozen_accuracy:.4f}, "
+                     f"F1 {r.frozen_f1:.4f}")
+    if r.sentence_head_accuracy is not None:
+        lines.append(f"sentence head (--sentence-head, MiniLM encodings; not the word model): accuracy "
+                     f"{r.sentence_head_accuracy:.4f}; averaged with the word model {r.blended_accuracy:.4f}")
     if r.note:
         lines.append(r.note)
-    if r.sentence_head:
-        lines.append("the word model is averaged with a sentence-encoder head (short texts; --sentences off "
-                     "leaves it out)")
     if r.version is not None:
-        lines.append(f"version {r.version} (from v{r.parent}) is current: the fine-tuned vectors of "
-                     f"{r.vocabulary - r.new_words:,} stored words" +
-                     (f" and {r.new_words:,} new ones" if r.new_words and r.added_new_words else ""))
-    if r.new_words and not r.added_new_words:
+        what = (f"the fine-tuned vectors of {r.vocabulary - r.new_words:,} stored words"
+                + (f" and {r.new_words:,} new ones" if r.added_new_words else "") if r.kind == "words" else
+                f"every text re-encoded with the fine-tuned encoder ({r.encoder})")
+        lines.append(f"version {r.version} (from v{r.parent}) is current: {what}")
+    if r.kind == "words" and r.new_words and not r.added_new_words and not r.freeze:
         lines.append(f"{r.new_words:,} words of the data are not in the store: trained for the classifier only "
                      f"(--add-new-words adds them)")
-    report = r.report or {}
-    if "polarity" in report and "polar_words" in report["polarity"]:
-        p = report["polarity"]
-        agreement = p["probe_held_out_agreement"]
-        lines.append(f"polarity: a probe taught by {p['probe_words']:,} clearly polar words of the training split"
-                     + (f" (it agrees with {agreement:.0%} of held-out ones)" if agreement is not None else "")
-                     + f" scored {p['scored_words']:,} words; the {p['polar_words']:,} polar words' neighbours share "
-                     f"their polarity {p['same_polarity_share_before']:.3f} -> {p['same_polarity_share_after']:.3f}")
-    elif "polarity" in report and "note" in report["polarity"]:
-        lines.append(f"polarity: {report['polarity']['note']}")
-    if "drift" in report:
-        d = report["drift"]
-        lines.append(f"drift over the first {d['restrict']:,} words: mean cosine to v{r.parent} "
-                     f"{d['mean_cosine_to_parent']:.4f}; neighbour overlap@10 {d['mean_overlap_at_10']:.2f}")
-        lines.append("  moved most: " + ", ".join(f"{m['word']} ({m['cosine']:.2f})" for m in d["most_moved"]))
-        lines.append("  overlap@10: " + ", ".join(f"{w} {o:.1f}" for w, o in d["overlap_at_10"].items()))
-        for word, pair in d["neighbours"].items():
+    return lines + report_lines(r.report or {}, r.parent)
+
+
+def stages(values: dict) -> str:
+    """{stage: figure} as "parent 0.7303 -> trained 0.7310 -> polarity 0.7650"."""
+    return " -> ".join(f"{stage} {value:.4f}" for stage, value in values.items() if value is not None)
+
+
+def report_lines(report: dict, parent: int) -> list[str]:
+    """The training report, readable (the whole of it is in --json and the version's metrics)."""
+    lines = []
+    step = report.get("polarity_step") or {}
+    if "strength" in step:
+        lines.append(f"polarity step: strength {step['strength']} (chosen on {step['probe_held_out_words']:,} polar "
+                     f"words of the reviews held out of the probe, which agrees with "
+                     f"{step['probe_held_out_agreement']:.0%} of them); {step['scored_words']:,} words scored")
+    elif "note" in step:
+        lines.append(f"polarity step: {step['note']}")
+    for name, shares in (report.get("lexicons") or {}).items():
+        for group, label in (("training_words", "words of the training split"), ("all_words", "all")):
+            lines.append(f"{name.upper()} same-polarity share of 10 neighbours, {label} "
+                         f"({shares[group + '_count']:,}): {stages(shares[group])}")
+    knowledge = report.get("knowledge") or {}
+    for measure in knowledge.get("parent", {}):
+        path = stages({stage: values[measure] for stage, values in knowledge.items()})
+        if path:
+            lines.append(f"{measure}{' (3CosAdd, restrict 30,000)' if measure == 'analogies' else ''}: {path}")
+    drift = report.get("drift")
+    if drift:
+        lines.append(f"drift over the first {drift['restrict']:,} words: mean cosine to v{parent} "
+                     f"{drift['mean_cosine_to_parent']:.4f}; neighbour overlap@10 {drift['mean_overlap_at_10']:.2f}")
+        lines.append("  moved most: " + ", ".join(f"{m['word']} ({m['cosine']:.2f})" for m in drift["most_moved"]))
+        lines.append("  overlap@10: " + ", ".join(f"{w} {o:.1f}" for w, o in drift["overlap_at_10"].items()))
+        for word, pair in drift["neighbours"].items():
             lines.append(f"  {word}: {', '.join(pair['before'])}  ->  {', '.join(pair['after'])}")
-        for row in d["compare"]["rows"]:
-            if row["metric"].endswith(("accuracy (add)", "spearman")):
-                lines.append(f"  {row['metric']:<34} {row['v1']:.4f} -> {row['v2']:.4f} ({row['diff']:+.4f})")
+    agreement = report.get("label_agreement_at_10")
+    if agreement:
+        lines.append(f"held-out texts' 10 nearest training texts sharing their label: {agreement['before']:.4f} -> "
+                     f"{agreement['after']:.4f}")
+        lines.append(f"the store's vectors: mean cosine to v{parent} {report['mean_cosine_to_parent']:.4f}")
+        for sample in report["neighbours"]:
+            lines.append(f"  [{sample['label']}] {shorten(sample['text'], 70)}")
+            for when in ("before", "after"):
+                lines.append(f"     {when:<6} " + " | ".join(f"[{n['label']}] {shorten(n['text'], 30)}"
+                                                            for n in sample[when]))
     return lines
 
 
@@ -703,9 +777,15 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
 
 # -- evaluation -------------------------------------------------------------------------------------
 
+def oov_option(command):
+    return click.option("--oov", is_flag=True,
+                        help="A word outside the vocabulary takes its subword vector (a fastText store) instead "
+                             "of its question or pair being skipped (gensim's protocol skips them).")(command)
+
+
 def eval_options(command):
-    """--restrict, --method and --exact, shared by the evaluation commands."""
-    command = exact_option(command)
+    """--restrict, --method, --exact and --oov, shared by the evaluation commands."""
+    command = oov_option(exact_option(command))
     command = click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True,
                            help="3CosAdd or 3CosMul.")(command)
     return click.option("--restrict", type=click.IntRange(min=1), default=300_000, show_default=True,
@@ -746,13 +826,13 @@ def result_table(result) -> list[str]:
 @version_option("Evaluate")
 @store_options
 @user_errors
-def eval_analogies(file, restrict, method, exact, on_error, version, store_path, as_json):
+def eval_analogies(file, restrict, method, exact, oov, on_error, version, store_path, as_json):
     """Accuracy on an analogy set (questions-words.txt format; default: the bundled Google set)."""
     from .engine.words.evaluate import evaluate_analogies
 
     with open_store(store_path, version) as store:
         result = evaluate_analogies(store, file, restrict=restrict, method=method, on_error=on_error,
-                                    exact=exact, progress=PROGRESS)
+                                    exact=exact, oov=oov, progress=PROGRESS)
         show_notice(store)
     output(as_json, result, result_table)
 
@@ -762,16 +842,17 @@ def eval_analogies(file, restrict, method, exact, on_error, version, store_path,
 @click.option("--restrict", type=click.IntRange(min=1), default=300_000, show_default=True,
               help="The vocabulary is the first N words.")
 @on_error_option
+@oov_option
 @version_option("Evaluate")
 @store_options
 @user_errors
-def eval_pairs(files, restrict, on_error, version, store_path, as_json):
+def eval_pairs(files, restrict, on_error, oov, version, store_path, as_json):
     """Spearman and Pearson correlation with human similarity scores (default: WordSim-353, SimLex-999)."""
     from .engine import packaged
     from .engine.words.evaluate import evaluate_pairs
 
     with open_store(store_path, version) as store:
-        results = [evaluate_pairs(store, path, restrict=restrict, on_error=on_error)
+        results = [evaluate_pairs(store, path, restrict=restrict, on_error=on_error, oov=oov)
                    for path in files or packaged.PAIR_SETS.values()]
     output(as_json, results, result_table)
 
@@ -781,12 +862,12 @@ def eval_pairs(files, restrict, on_error, version, store_path, as_json):
 @version_option("Evaluate")
 @store_options
 @user_errors
-def eval_all(restrict, method, exact, version, store_path, as_json):
+def eval_all(restrict, method, exact, oov, version, store_path, as_json):
     """Every bundled benchmark: the Google analogies, WordSim-353 and SimLex-999."""
     from .engine.words.evaluate import evaluate_all
 
     with open_store(store_path, version) as store:
-        results = evaluate_all(store, restrict=restrict, method=method, exact=exact, progress=PROGRESS)
+        results = evaluate_all(store, restrict=restrict, method=method, exact=exact, oov=oov, progress=PROGRESS)
         show_notice(store)
     output(as_json, results, result_table)
 
@@ -797,7 +878,7 @@ def eval_all(restrict, method, exact, version, store_path, as_json):
 @eval_options
 @store_options
 @user_errors
-def eval_compare(first, second, restrict, method, exact, store_path, as_json):
+def eval_compare(first, second, restrict, method, exact, oov, store_path, as_json):
     """Each bundled benchmark's score for versions FIRST and SECOND, and the difference.
 
     Both are searched the same way: through their own indexes when both have one, else both
@@ -805,7 +886,7 @@ def eval_compare(first, second, restrict, method, exact, store_path, as_json):
     from .engine.words.evaluate import compare
 
     with open_store(store_path, first) as a, open_store(store_path, second) as b:
-        comparison = compare(a, b, restrict=restrict, method=method, exact=exact, progress=PROGRESS)
+        comparison = compare(a, b, restrict=restrict, method=method, exact=exact, oov=oov, progress=PROGRESS)
     for note in comparison.notes:
         click.echo(f"notice: {note}", err=True)
     if as_json:

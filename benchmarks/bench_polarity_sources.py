@@ -1,6 +1,6 @@
 """How far word polarities learned from the packaged reviews agree with the sentiment lexicons.
 
-The trainer's refinement (engine/refine.py) can only teach the vectors the polarities the reviews
+The trainer's refinement (engine/training/polarity.py) can only teach the vectors the polarities the reviews
 show. This measures, on each dataset's training split (20% held out, seed 0, as the trainer
 splits), how often a word's polarity from the reviews has the sign VADER and AFINN give it:
 - the naive-Bayes log-count ratio of the words seen in at least N training texts (|ratio| >= t);
@@ -22,21 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from bench_train import afinn, vader  # noqa: E402
-
-from simdex.engine import Store  # noqa: E402
-from simdex.engine.sentences.model import Encoder  # noqa: E402
-from simdex.engine.training.labelled import read_labelled, tokenize  # noqa: E402
-from simdex.engine.training.polarity import (  # noqa: E402
-    PROBE_MIN_RATIO,
-    WORD,
-    default_min_docs,
-    fit_probe,
-    probe_scores,
-    word_polarities,
-)
-from simdex.engine.training.train import held_out  # noqa: E402
-from simdex.engine.words.ingest import ingest  # noqa: E402
+from simdex.engine import Store
+from simdex.engine.sentences.model import Encoder
+from simdex.engine.training.labelled import held_out, read_labelled, tokenize
+from simdex.engine.training.lexicons import lexicons as measured_lexicons
+from simdex.engine.training.polarity import PROBE_MIN_RATIO, WORD, default_min_docs, word_polarities
+from simdex.engine.training.probe import fit_probe, probe_scores
+from simdex.engine.words.ingest import ingest
 
 from common import machine, write_section
 
@@ -53,7 +45,7 @@ def agreement(polarity: dict[str, float], lexicon: dict[str, float]) -> tuple[fl
 def main() -> None:
     import tempfile
 
-    lexicons = {"VADER": vader(), "AFINN": afinn()}
+    lexicons = {name.upper(): words for name, words in measured_lexicons().items()}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.create(f"{tmp}/glove")
         ingest(store, None)
@@ -84,7 +76,7 @@ def main() -> None:
             for source, results in cells.items():
                 lines.append(f"| {dataset} | {len(polarity):,} (N={min_docs}, t={threshold}) | {source} | " +
                              " | ".join(f"{n:,}, {a:.3f}" for a, n in results) + " |")
-        # the trainer's polarity probe (engine/refine.py), as it is taught, on every lexicon word
+        # the trainer's polarity probe (engine/training/polarity.py), as it is taught, on every lexicon word
         polarity = word_polarities(tokens, labels, rows)
         taught = [w for w, r in polarity.items() if abs(r) >= PROBE_MIN_RATIO and WORD.fullmatch(w)]
         x = torch.from_numpy(encoder.encode(taught)[0])

@@ -13,9 +13,6 @@ import bisect
 
 import numpy as np
 
-from . import query
-
-
 class Explorer:
     """A store's explorer queries; the prefix index is built on the first suggestion asked for."""
 
@@ -41,8 +38,7 @@ class Explorer:
         store = self.store
         store.require_kind("words", "the map")
         answers = store.neighbors(q, k=k)
-        positive, negative = store.query_rows(q)
-        centre = query.mean_of_unit_rows(store.vectors(), positive, negative).reshape(1, -1)
+        centre = store.query_vector(q)[0].reshape(1, -1)  # (a word from its subwords, too)
         vectors = np.vstack([centre, np.asarray(store.vectors()[store.ids_of([w for w, _ in answers])])])
         centred = vectors - vectors.mean(axis=0)
         _, _, components = np.linalg.svd(centred, full_matrices=False)

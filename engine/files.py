@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +55,10 @@ def remove_abandoned_temporaries(directory: Path) -> None:
             pid = int(tmp.name[len(_PREFIX):].split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
+            if tmp.is_dir():  # a model folder being written
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
         except (ValueError, IndexError, PermissionError):
             continue
 

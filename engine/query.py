@@ -148,6 +148,15 @@ def analogies(matrix: np.ndarray, abc_ids: np.ndarray, k: int, method: str = "ad
     return top_k(analogy_scorer(matrix, rows, abc_ids, method), len(abc_ids), rows.shape[0], k, abc_ids)
 
 
+def analogy_of_vectors(matrix: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: int,
+                       method: str = "add", restrict: int | None = None, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+    """(D, I) of the k best d with a:b :: c:d for one question given as unit vectors (words a
+    store answers from their subwords), leaving out the rows `exclude`."""
+    rows = _restricted(matrix, restrict)
+    scorer = _scorer(*(np.asarray(v, dtype=np.float32)[None, :] for v in (a, b, c)), rows, method)
+    return top_k(scorer, 1, rows.shape[0], k, [np.asarray(exclude, dtype=np.int64)])
+
+
 def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, tiled: bool = False):
     """Scores of questions (a, b, c) against rows, for 3CosAdd or 3CosMul.
 
@@ -156,6 +165,11 @@ def analogy_scorer(matrix: np.ndarray, rows, abc_ids: np.ndarray, method: str, t
     (a float32 buffer of at least (3 nq, len(row_tile)): reusing it saves page faults).
     """
     a, b, c = (matrix[abc_ids[:, j]] for j in range(3))
+    return _scorer(a, b, c, rows, method, tiled)
+
+
+def _scorer(a, b, c, rows, method: str, tiled: bool = False):
+    """analogy_scorer() for the questions' vectors a, b, c (nq, d)."""
     if method == "add":
         queries = normalize((b + c - a) / 3)
         if tiled:

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def to_json(result) -> dict:
-    fields = getattr(type(result), "JSON_FIELDS", None)
+    fields = getattr(result, "JSON_FIELDS", None)
     if fields is None:
         fields = [f.name for f in dataclasses.fields(result)]
     return {name: _value(name, getattr(result, name)) for name in fields}
@@ -24,6 +24,13 @@ def ranked(title: str, answers, key: str = "word") -> list[dict]:
     """A query's (key, score) answers, best first, as records `query, rank, KEY, score`."""
     return [{"query": title, "rank": rank, key: found, "score": round(float(score), 6)}
             for rank, (found, score) in enumerate(answers, 1)]
+
+
+def oov_fields(store, words) -> dict:
+    """`oov: true` and the words, when some of `words` (a list, or an expression) were answered
+    from their fastText subwords; nothing otherwise (every other store, every other query)."""
+    found = store.from_subwords(words)
+    return {"oov": True, "oov_words": found} if found else {}
 
 
 def _value(name: str, value):

@@ -209,8 +209,17 @@ class Store(abc.ABC):
         """The words (or sentence texts), in row order."""
 
     @abc.abstractmethod
+    def find(self, word: str) -> int | None:
+        """The row of a stored key (a word, or a sentence store's text), or None."""
+
     def id_of(self, word: str) -> int:
-        """The row of a stored key; raises UnknownWord with close spellings."""
+        """The row of a stored key; raises UnknownWord (with close spellings, for words)."""
+        row = self.find(word)
+        if row is None:
+            if self.version.kind == "sentences":
+                raise UnknownWord(word, where="the stored texts")
+            raise UnknownWord(word, self.close_spellings(word))
+        return row
 
     @abc.abstractmethod
     def keys_of(self, ids) -> list[str]:
@@ -310,7 +319,7 @@ class Store(abc.ABC):
         store's index answers when it was built for this version, unless `exact`.
         """
         text = query_text.strip()
-        if self.version.kind == "words" and " " not in text:
+        if self.version.kind == "words" and " " not in text and not self.from_subwords([text]):
             return self.neighbors_of_word(text, k=k, restrict=restrict, exact=exact)
         return self.neighbors_many([query_text], k=k, restrict=restrict, exact=exact)[0]
 
@@ -324,16 +333,37 @@ class Store(abc.ABC):
         """neighbors() for many queries, answered in one batch."""
         if len(query_texts) > 50:
             self.key_to_id()  # one read of the vocabulary beats many lookups
-        rows = [self.query_rows(text) for text in query_texts]
-        if not rows:
+        if not query_texts:
             return []
-        exclude = [np.concatenate([pos_ids, neg_ids]).astype(np.int64) for pos_ids, neg_ids in rows]
-        wanted = np.unique(np.concatenate(exclude))
-        block = np.asarray(self.vectors()[wanted])  # one read of every query's rows (one request, remotely)
-        vectors = [query.mean_of_unit_rows(block, np.searchsorted(wanted, pos_ids), np.searchsorted(wanted, neg_ids))
-                   for pos_ids, neg_ids in rows]
+        try:
+            rows = [self.query_rows(text) for text in query_texts]
+        except UnknownWord:
+            if self.subwords() is None:
+                raise
+            queries = [self.query_vector(text) for text in query_texts]  # a word from its subwords: one by one
+            vectors, exclude = [vector for vector, _ in queries], [rows for _, rows in queries]
+        else:
+            exclude = [np.concatenate([pos_ids, neg_ids]).astype(np.int64) for pos_ids, neg_ids in rows]
+            wanted = np.unique(np.concatenate(exclude))
+            block = np.asarray(self.vectors()[wanted])  # one read of every query's rows (one request, remotely)
+            vectors = [query.mean_of_unit_rows(block, np.searchsorted(wanted, pos_ids),
+                                               np.searchsorted(wanted, neg_ids)) for pos_ids, neg_ids in rows]
         D, I = self.search_vectors(np.stack(vectors), k, restrict=restrict, exact=exact, exclude=exclude)
         return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
+
+    def query_vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the unit query vector of an expression or a stored text, the rows it leaves out):
+        gensim's mean of the terms' unit vectors, a word the store does not hold taken from its
+        subwords where the version has them."""
+        if self.version.kind == "sentences":
+            row = self.sentence_row(text)
+            return np.asarray(self.vectors()[[row]][0], dtype=np.float32), np.array([row], dtype=np.int64)
+        positive, negative = query.parse_expression(text)
+        found = [self.vector_of(word) for word in positive + negative]
+        unit = np.stack([vector for vector, _ in found])
+        signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), dtype=np.float32)
+        mean = query.normalize((unit * signs[:, None]).sum(axis=0) / len(found))
+        return mean, np.array([row for _, row in found if row >= 0], dtype=np.int64)
 
     def query_rows(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(positive rows, negative rows) of a query: an expression over words, or one stored
@@ -380,6 +410,14 @@ class Store(abc.ABC):
         `restrict` answers from the first N words only, for both methods. Through an index,
         candidates are over-fetched and re-ranked exactly.
         """
+        if self.from_subwords([a, b, c]):  # a word from its subwords: an exact search with its vector
+            self.require_kind("words", "an analogy")
+            check_choice("method", method, ANALOGY_METHODS)
+            found = [self.vector_of(word) for word in (a, b, c)]
+            exclude = [row for _, row in found if row >= 0]
+            D, I = query.analogy_of_vectors(self.matrix(), *(vector for vector, _ in found), k, method=method,
+                                            restrict=restrict, exclude=exclude)
+            return self._pairs(D[0], I[0])
         D, I = self.analogies(self.ids_of([a, b, c])[None, :], k, method=method, restrict=restrict, exact=exact)
         return self._pairs(D[0], I[0])
 
@@ -401,6 +439,8 @@ class Store(abc.ABC):
             first, second = self.vectors_of_texts([a, b])
             return float(np.dot(first, second))
         if isinstance(a, str) and " + " not in a and isinstance(b, str) and " + " not in b:
+            if self.from_subwords([a, b]):
+                return float(np.dot(self.vector_of(a)[0], self.vector_of(b)[0]))
             rows = self.vectors()[[self.id_of(a), self.id_of(b)]]
             return float(np.dot(rows[0], rows[1]))
         return self.n_similarity(_word_set(a), _word_set(b))
@@ -413,6 +453,13 @@ class Store(abc.ABC):
         matrix = self.matrix()
         means = []
         for words in (words1, words2):
+            if self.from_subwords(words):  # as the source gives them: a word from its subwords unnormalised
+                raw = []
+                for word in words:
+                    vector, row = self.vector_of(word)
+                    raw.append(self.subwords().vector(word) if row < 0 else vector * self.norms_of([row])[0])
+                means.append(query.normalize(np.sum(raw, axis=0)))
+                continue
             ids = self.ids_of(words)
             means.append(query.normalize((matrix[ids] * self.norms_of(ids)[:, None]).sum(axis=0)))
         return float(np.dot(means[0], means[1]))
@@ -422,9 +469,11 @@ class Store(abc.ABC):
         (gensim's doesnt_match)."""
         if len(words) < 2:
             raise BadQuery("doesnt-match needs at least two words")
-        ids = self.ids_of(words)
-        vectors = np.asarray(self.matrix()[ids], dtype=np.float32)
-        scores = vectors @ query.mean_of_unit_rows(self.matrix(), ids)
+        if self.from_subwords(words):
+            vectors = np.stack([self.vector_of(word)[0] for word in words])
+        else:
+            vectors = np.asarray(self.matrix()[self.ids_of(words)], dtype=np.float32)
+        scores = vectors @ query.mean_of_unit_rows(vectors, np.arange(len(words)))
         # gensim sorts (score, word) pairs: the lowest score wins, ties by word
         score, word = min(zip(scores.tolist(), words))
         return word, score
@@ -432,12 +481,59 @@ class Store(abc.ABC):
     def rank(self, a: str, b: str) -> int:
         """Where `b` falls among `a`'s neighbours: 1 + the number of keys (other than `a`)
         strictly closer to `a` than `b` is (gensim's rank)."""
-        row_a, row_b = self.id_of(a), self.id_of(b)
+        (vector_a, row_a), (vector_b, row_b) = self.vector_of(a), self.vector_of(b)
         matrix = self.matrix()
-        distances = 1 - np.asarray(matrix @ matrix[row_a], dtype=np.float32)
-        closer = distances < distances[row_b]
-        closer[row_a] = False
+        distances = 1 - np.asarray(matrix @ vector_a, dtype=np.float32)
+        distance_b = distances[row_b] if row_b >= 0 else 1 - np.float32(np.dot(vector_a, vector_b))
+        closer = distances < distance_b
+        if row_a >= 0:
+            closer[row_a] = False
         return int(closer.sum()) + 1
+
+    # -- words the version does not hold: a fastText model's subwords -------------------------------------
+
+    _subwords = None  # the version's Subwords, False for none, once read
+
+    def subwords(self):
+        """The character n-gram buckets of a version ingested from a fastText .bin (a Subwords:
+        minn, maxn and the bucket rows, memory-mapped), or None."""
+        if self._subwords is None:
+            settings = self.version.config.get("subwords") if self.version.kind == "words" else None
+            self._subwords = False
+            if settings:
+                from .words.fasttext import Subwords
+
+                file = settings["file"]
+                path = Path(file) if os.path.isabs(file) else self.stored_file(file)
+                self._subwords = Subwords.open(path, settings, self.location)
+        return self._subwords or None
+
+    def from_subwords(self, words) -> list[str]:
+        """The words (of a list, or of an expression) this version answers from their subwords:
+        the ones it does not hold, when it has subwords."""
+        if self.version.kind != "words" or self.subwords() is None:
+            return []
+        if isinstance(words, str):
+            positive, negative = query.parse_expression(words)
+            words = positive + negative
+        return [word for word in words if self.find(word) is None]
+
+    def vector_of(self, word: str) -> tuple[np.ndarray, int]:
+        """(the unit vector of `word`, its row): its stored row, or its subwords' mean (row -1)
+        where the version has subwords; raises UnknownWord (with close spellings) otherwise, or
+        when the word has no n-gram the model knows."""
+        row = self.find(word)
+        if row is None:
+            vector = self.subwords().vector(word) if self.subwords() is not None else None
+            if vector is None or not np.any(vector):
+                raise UnknownWord(word, self.close_spellings(word))
+            return query.normalize(vector), -1
+        return np.asarray(self.vectors()[[row]][0], dtype=np.float32), row
+
+    def vector(self, word: str) -> np.ndarray:
+        """The unit vector of a word: its row, or, in a version with subwords (a fastText .bin),
+        the mean of its character n-gram rows, normalised, as fastText's get_word_vector."""
+        return self.vector_of(word)[0]
 
     # -- sentence stores -------------------------------------------------------------------------------
 
@@ -447,8 +543,7 @@ class Store(abc.ABC):
         if getattr(self, "_encoder", None) is None:
             from .sentences.model import Encoder
 
-            self._encoder = Encoder.for_settings(self.version.config, int8_model=self.stored_file(
-                self.version.config.get("int8_model")))
+            self._encoder = Encoder.for_settings(self.version.config, store=self)
         return self._encoder
 
     def encode(self, texts) -> np.ndarray:

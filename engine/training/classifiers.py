@@ -1,18 +1,16 @@
 """The tutorial's sentiment models, over an embedding layer that starts from the store's vectors.
 
-    bag     the mean of a review's word vectors -> Linear -> ReLU -> Linear (nn.EmbeddingBag),
-            with the mean of hashed n-gram vectors (words and word pairs, learnt from scratch
-            as fastText does) beside it: the classifier's own features, so that the word vectors
-            can move slowly and keep what they know. The word vectors are what flows back into
-            the store
+    bag     the mean of a text's word vectors -> Linear -> ReLU -> Linear (nn.EmbeddingBag); with
+            `ngrams`, hashed word and bigram features (learnt from scratch, as fastText does) and
+            their naive-Bayes ratios beside the mean: extra features, off by default
     bilstm  2 layers, bidirectional, dropout, a padding index; the last hidden states of both
             directions concatenated -> Linear
     cnn     Kim (2014): filters of widths 3, 4 and 5 over the word vectors, max-pooled, dropout,
             Linear
 
-Every model takes a `TextBatch` (engine/training/train.py) and returns logits (n, 2); `embedding` is the
-word-embedding layer, built with nn.Embedding(Bag).from_pretrained(vectors, freeze=...).
-Row 0 is padding, row 1 unknown.
+Every model takes a `TextBatch` (engine/training/words.py) and returns logits (n, 2); `embedding`
+is the word-embedding layer, built with nn.Embedding(Bag).from_pretrained(vectors, freeze=...),
+with sparse gradients (a step touches the rows of its batch only). Row 0 is padding, row 1 unknown.
 """
 
 from __future__ import annotations
@@ -22,28 +20,35 @@ from torch import nn
 
 from .config import MODELS  # noqa: F401  (the names build_classifier() takes)
 
-BUCKETS = 1 << 20  # hashed n-gram features of a bag
+BUCKETS = 1 << 20  # hashed n-gram features of a bag with ngrams
 PAD, UNK = 0, 1
 
 
 class Bag(nn.Module):
-    def __init__(self, vectors: torch.Tensor, freeze: bool, buckets: int = BUCKETS, ngram_dim: int = 32,
-                 hidden: int = 64, dropout: float = 0.2, ratios: torch.Tensor | None = None):
+    def __init__(self, vectors: torch.Tensor, freeze: bool, hidden: int = 64, dropout: float = 0.2,
+                 ratios: torch.Tensor | None = None, ngram_dim: int = 32, buckets: int = BUCKETS):
         super().__init__()
         self.embedding = nn.EmbeddingBag.from_pretrained(vectors, freeze=freeze, mode="mean", sparse=True,
                                                          padding_idx=PAD)
-        self.buckets = buckets
-        self.ngrams = nn.EmbeddingBag(buckets, ngram_dim, mode="mean", sparse=True)
-        nn.init.uniform_(self.ngrams.weight, -0.05, 0.05)
-        # the training split's naive-Bayes log-count ratio of each n-gram, fixed: their mean is
-        # one more input of the head (NBSVM's evidence, Wang & Manning 2012)
-        self.ratios = nn.EmbeddingBag.from_pretrained(ratios.reshape(-1, 1) if ratios is not None else
-                                                      torch.zeros(buckets, 1), freeze=True, mode="mean")
-        self.head = nn.Sequential(nn.Linear(vectors.shape[1] + ngram_dim + 1, hidden), nn.ReLU(), nn.Dropout(dropout),
+        self.buckets = buckets if ratios is not None else 0
+        extra = 0
+        if ratios is not None:
+            self.ngrams = nn.EmbeddingBag(buckets, ngram_dim, mode="mean", sparse=True)
+            nn.init.uniform_(self.ngrams.weight, -0.05, 0.05)
+            # the training split's naive-Bayes log-count ratio of each n-gram, fixed: their mean is
+            # one more input of the head (NBSVM's evidence, Wang & Manning 2012)
+            self.ratios = nn.EmbeddingBag.from_pretrained(ratios.reshape(-1, 1), freeze=True, mode="mean")
+            extra = ngram_dim + 1
+        # the mean of a text's vectors is mostly what every text shares (the common words): its
+        # features are standardised over the batch (BatchNorm), so the head sees the differences
+        self.norm = nn.BatchNorm1d(vectors.shape[1])
+        self.head = nn.Sequential(nn.Linear(vectors.shape[1] + extra, hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(hidden, 2))
 
     def forward(self, batch):
-        words = self.embedding(batch.flat, batch.offsets)
+        words = self.norm(self.embedding(batch.flat, batch.offsets))
+        if not self.buckets:
+            return self.head(words)
         ngrams = self.ngrams(batch.ngrams, batch.ngram_offsets)
         evidence = self.ratios(batch.ngrams, batch.ngram_offsets)
         return self.head(torch.cat([words, ngrams, evidence], dim=1))
@@ -57,6 +62,7 @@ class BiLSTM(nn.Module):
                             batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, 2)
+        self.buckets = 0
 
     def forward(self, batch):
         embedded = self.dropout(self.embedding(batch.padded))
@@ -76,6 +82,7 @@ class CNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(filters * len(widths), 2)
         self.widest = max(widths)
+        self.buckets = 0
 
     def forward(self, batch):
         padded = batch.padded
@@ -86,8 +93,12 @@ class CNN(nn.Module):
         return self.out(self.dropout(torch.cat(pooled, dim=1)))
 
 
-def build_classifier(name: str, vectors: torch.Tensor, freeze: bool, **extra) -> nn.Module:
-    return {"bag": Bag, "bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze, **extra)
+def build_classifier(name: str, vectors: torch.Tensor, freeze: bool, ratios: torch.Tensor | None = None) -> nn.Module:
+    """The model `name` over `vectors` (rows of the embedding layer); `ratios` (a bag's n-gram
+    naive-Bayes ratios) turns on the n-gram features."""
+    if name == "bag":
+        return Bag(vectors, freeze, ratios=ratios)
+    return {"bilstm": BiLSTM, "cnn": CNN}[name](vectors, freeze)
 
 
 def dense_and_sparse(model: nn.Module) -> tuple[list, list]:

@@ -6,6 +6,8 @@ Labels must be two classes. 0/1, true/false, neg/pos, negative/positive (any cas
 expects; any other two values map in sorted order, and `names` says which is which. A missing
 column, an empty text, a third label: a BadInput naming the file and the line.
 
+`held_out` draws the validation split (stratified, seeded) that every trainer and report uses.
+
 `tokenize` splits a review into GloVe's tokens: lower case, HTML line breaks dropped,
 punctuation apart, and "don't" as "do" + "n't", as the GloVe vocabulary has them.
 """
@@ -25,6 +27,16 @@ DATASETS = {"imdb": "imdb", "rotten_tomatoes": "rotten_tomatoes"}
 _KNOWN = [({"0", "false", "neg", "negative"}, {"1", "true", "pos", "positive"})]
 _TOKEN = re.compile(r"[a-z0-9]+(?=n't)|n't|'[a-z]+|[a-z0-9]+(?:[.\-][a-z0-9]+)*|[^\sa-z0-9]")
 _BREAKS = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def held_out(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """The validation rows (a boolean mask): `share` of each label's rows, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(labels), dtype=bool)
+    for label in (0, 1):  # stratified
+        members = np.flatnonzero(labels == label)
+        val[rng.permutation(members)[:int(round(share * len(members)))]] = True
+    return val
 
 
 def tokenize(text: str) -> list[str]:

@@ -1,471 +1,252 @@
-"""`simdex train sentiment`: fine-tune a word store's vectors through a sentiment classifier.
+"""`simdex train sentiment`: fine-tune a store's embeddings through a sentiment task, then re-index.
 
-    result = train_sentiment(store, dataset="imdb")     # a new version, current, with its report
+    result = train_sentiment(store, dataset="imdb")     # a new version, current, re-indexed, with its report
 
-One readable loop (after nanoGPT's train.py): a seeded, stratified validation split; Adam for
-the classifier and sparse updates (SparseAdam) for the word vectors of a bag; early stopping on
-validation accuracy; a checkpoint dict {model, optimizer, config, epoch, best} after every
-epoch, which `resume=True` continues from. The embedding layer holds only the words of the data
-(store rows, and new words seen at least `min_count` times in the training split), so a step
-touches kilobytes, not the 400,000-row matrix. For short texts a sentence-encoder head
-(SentenceHead) is averaged with the word model; it never touches the word vectors.
+The product is the embeddings; the classifier is how they learn. By the store's kind:
 
-Afterwards (fine-tuning, the default): the trained rows go back into a copy of the parent's
-matrix, are given a polarity coordinate (engine/refine.py), renormalised and written as a new version
-that shares the parent's vocabulary rows (original norms kept) and becomes current; new words
-join with `add_new_words`. A frozen run trains the classifier only and writes no version. The
-classifier is kept either way (STORE/classifiers/vN.pt) for `simdex predict`.
+- a word store: a classifier over the store's word vectors (words.py: the tutorial's bag, BiLSTM
+  or CNN), the vectors fine-tuned at their own rate and tied to where they started; then the
+  polarity step (polarity.py); the trained rows become a new version;
+- a sentence store: its BERT encoder fine-tuned with a linear head (encoder.py), kept in the
+  store as a model folder; every text of the store re-encoded with it into a new version, which
+  records the new model, so that `search` encodes queries with it and `simdex use` goes back to
+  the old model and vectors together.
+
+Both go through one loop (loop.py) with a seeded, stratified validation split, early stopping
+on the validation accuracy of the model whose embeddings are trained, and a checkpoint after
+every epoch that `resume=True` continues from (checked before anything expensive). Then one
+place writes the version (versions.py), the report says what moved (report.py), the index
+follows the new version (indexes/follow.py), and the classifier is kept for `simdex predict`
+(predict.py). A frozen run (`freeze`) trains the classifier alone and writes no version. Nothing
+becomes current before the version's commit: a failure or an interrupt leaves the store as it was.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
-from ..backends.local import local_store
+from ..backends.local import LocalStore, local_store
 from ..devices import pick_device
-from ..errors import SimdexError, StoreFault
-from ..files import atomic_write
-from ..progress import SILENT, Progress, Task
-from .config import TrainConfig
-from .labelled import read_labelled, tokenize
+from ..errors import WrongKind
+from ..progress import SILENT, Progress
+from .config import EncoderTrainConfig, TrainConfig
+from .labelled import held_out, read_labelled
+from .loop import check_resumable, fit
+from .predict import save_classifier
+from .scores import accuracy_and_f1
 
 
 @dataclass
 class TrainResult:
     version: int | None         # the version written, or None (frozen, random init)
     parent: int
-    model: str
-    val_accuracy: float
+    model: str                  # bag | bilstm | cnn, or the encoder fine-tuned (sentence stores)
+    val_accuracy: float         # the model whose embeddings are trained (or the frozen baseline, with freeze)
     val_f1: float
     train_seconds: float
     epochs: int
     best_epoch: int
     train_examples: int
     val_examples: int
-    vocabulary: int             # words in the embedding layer
-    new_words: int              # of them not in the store (added with add_new_words)
     freeze: bool
     data: str
-    added_new_words: bool = False  # whether the new words joined the store's vocabulary
-    sentence_head: bool = False    # whether a sentence-encoder head was averaged in (SentenceHead)
-    report: dict = field(default_factory=dict)  # the drift report (engine/drift.py), filled later
+    kind: str = "words"         # the store's kind
+    vocabulary: int | None = None   # word stores: words in the embedding layer
+    new_words: int | None = None    # of them not in the store (added with add_new_words)
+    added_new_words: bool = False
+    ngrams: bool = False        # the bag had the n-gram features beside the vectors
+    polarity: bool = False      # the polarity step ran (its figures: report["polarity_step"])
+    sentence_head_accuracy: float | None = None  # --sentence-head: its own accuracy...
+    blended_accuracy: float | None = None        # ...and its average with the word model's
+    frozen_accuracy: float | None = None  # sentence stores: the baseline (a head on the fixed encodings)
+    frozen_f1: float | None = None
+    encoder: str | None = None  # sentence stores: the fine-tuned model the new version records
     note: str = ""
+    report: dict = field(default_factory=dict)
     index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
 
-    JSON_FIELDS = ("version", "parent", "model", "val_accuracy", "val_f1", "train_seconds", "epochs", "best_epoch",
-                   "train_examples", "val_examples", "vocabulary", "new_words", "added_new_words", "sentence_head",
-                   "freeze", "data", "note", "report")
-
-
-def held_out(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """The validation rows (a boolean mask): `share` of each label's rows, drawn with `seed`."""
-    rng = np.random.default_rng(seed)
-    val = np.zeros(len(labels), dtype=bool)
-    for label in (0, 1):  # stratified
-        members = np.flatnonzero(labels == label)
-        val[rng.permutation(members)[:int(round(share * len(members)))]] = True
-    return val
-
-
-class Data:
-    """Tokenized reviews as rows of the embedding layer, split into training and validation."""
-
-    def __init__(self, texts, labels, store, cfg: TrainConfig):
-        val = held_out(labels, cfg.val_split, cfg.seed)
-        tokens = [tokenize(text) for text in texts]
-        known = store.key_to_id() if cfg.init == "store" else {}
-        train_counts = Counter(word for i in np.flatnonzero(~val) for word in tokens[i])
-        seen = Counter(word for row in tokens for word in row)
-        stored = sorted((w for w in seen if w in known), key=lambda w: known[w])
-        new = sorted((w for w, c in train_counts.items() if c >= cfg.min_count and w not in known),
-                     key=lambda w: (-train_counts[w], w))
-        self.words = ["<pad>", "<unk>"] + stored + new
-        self.store_rows = np.array([known[w] for w in stored], dtype=np.int64)
-        self.new_words = new
-        self.new_counts = [train_counts[w] for w in new]
-        index = {word: i for i, word in enumerate(self.words)}
-        self.ids = [np.array([index.get(w, 1) for w in row] or [1], dtype=np.int64) for row in tokens]
-        self.tokens = tokens
-        self.labels = labels
-        self.train, self.val = np.flatnonzero(~val), np.flatnonzero(val)
-        self.frequent_ngrams = self.ngram_ratios = None
-        if cfg.model == "bag":  # an n-gram seen in fewer training texts than min_ngram_docs is only noise
-            from .classifiers import BUCKETS
-
-            docs = np.zeros((2, BUCKETS), dtype=np.int32)  # training texts holding each n-gram, by label
-            for i in self.train:
-                docs[labels[i], np.unique(ngram_ids(self.ids[i], BUCKETS))] += 1
-            self.frequent_ngrams = docs.sum(axis=0) >= cfg.min_ngram_docs
-            # each n-gram's naive-Bayes log-count ratio (Wang & Manning 2012), a feature of the bag
-            positive, negative = docs[1] + 1.0, docs[0] + 1.0
-            ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
-            self.ngram_ratios = np.where(self.frequent_ngrams, ratio, 0.0).astype(np.float32)
-
-    def use_sentences(self, cfg: TrainConfig) -> bool:
-        """Whether the sentence head joins the word model: --sentences on, or auto and short texts."""
-        if cfg.sentences == "auto":
-            return float(np.median([len(row) for row in self.tokens])) <= SentenceHead.SHORT
-        return cfg.sentences == "on"
-
-
-class TextBatch:
-    """What a model reads: flat ids + offsets and hashed n-grams (bag), or padded ids (the others)."""
-
-    def __init__(self, ids: list, labels, kind: str, max_tokens: int, buckets: int, device: str,
-                 frequent_ngrams=None):
-        import torch
-
-        self.labels = torch.as_tensor(labels, dtype=torch.long, device=device)
-        if kind == "bag":
-            lengths = np.array([len(row) for row in ids])
-            self.flat = torch.from_numpy(np.concatenate(ids)).to(device)
-            self.offsets = torch.from_numpy(np.r_[0, np.cumsum(lengths)[:-1]]).to(device)
-            pairs = [ngram_ids(row, buckets) for row in ids]
-            if frequent_ngrams is not None:
-                pairs = [p[frequent_ngrams[p]] for p in pairs]
-            counts = np.array([len(p) for p in pairs])
-            self.ngrams = torch.from_numpy(np.concatenate(pairs)).to(device)
-            self.ngram_offsets = torch.from_numpy(np.r_[0, np.cumsum(counts)[:-1]]).to(device)
-        else:
-            rows = [row[:max_tokens] for row in ids]
-            lengths = [len(row) for row in rows]
-            padded = np.zeros((len(rows), max(lengths)), dtype=np.int64)
-            for i, row in enumerate(rows):
-                padded[i, :len(row)] = row
-            self.padded = torch.from_numpy(padded).to(device)
-            self.lengths = torch.as_tensor(lengths)
-
-
-def ngram_ids(row: np.ndarray, buckets: int) -> np.ndarray:
-    """A text's n-gram features, hashed to buckets: each word, and each pair of neighbouring words
-    (fastText's input: the classifier's own features beside the word vectors)."""
-    words = (row * 2_654_435_761 + 97) % buckets
-    if len(row) < 2:
-        return words
-    return np.concatenate([words, (row[:-1] * 1_000_003 + row[1:]) % buckets])
+    JSON_FIELDS = ("version", "parent", "kind", "model", "val_accuracy", "val_f1", "train_seconds", "epochs",
+                   "best_epoch", "train_examples", "val_examples", "freeze", "data", "vocabulary", "new_words",
+                   "added_new_words", "ngrams", "polarity", "sentence_head_accuracy", "blended_accuracy",
+                   "frozen_accuracy", "frozen_f1", "encoder", "note", "report")
 
 
 def train_sentiment(store, data_path: str | None = None, *, dataset: str | None = None, text_column: str = "text",
-                    label_column: str = "label", config: TrainConfig | None = None, resume: bool = False,
-                    progress: Progress = SILENT) -> TrainResult:
-    """Train, then write the fine-tuned vectors as a new version (see the module's notes)."""
+                    label_column: str = "label", config: TrainConfig | EncoderTrainConfig | None = None,
+                    resume: bool = False, progress: Progress = SILENT) -> TrainResult:
+    """Train on labelled texts and write the fine-tuned embeddings as a new version (see the
+    module's notes). `config`: a TrainConfig (word stores) or an EncoderTrainConfig (sentence
+    stores); None: the store's kind's defaults."""
     import torch
 
-    cfg = (config or TrainConfig()).check()
-    cfg = replace(cfg, device=pick_device(cfg.device))
     store = local_store(store, "sentiment training")
-    store.require_kind("words", "sentiment training")
     parent = store.version
+    config = config or (TrainConfig() if parent.kind == "words" else EncoderTrainConfig())
+    wanted = "words" if isinstance(config, TrainConfig) else "sentences"
+    if wanted != parent.kind:
+        raise WrongKind(f"{store.location}: these settings are for a {wanted} store; this store holds {parent.kind}")
+    cfg = replace(config.check(), device=pick_device(config.device))
     texts, labels, names, source, data_sha = read_labelled(data_path, dataset=dataset, text_column=text_column,
                                                            label_column=label_column)
+    checkpoint = store.training_directory() / "checkpoint.pt"  # (a killed run's half-written one is removed)
+    identity = {"config": asdict(cfg), "data": data_sha, "parent": parent.number}
+    if resume:
+        check_resumable(checkpoint, identity)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(os.cpu_count() or 1)
-    data = Data(texts, labels, store, cfg)
-    head = SentenceHead.fit(texts, data, cfg, progress) if data.use_sentences(cfg) else None
-    model = _model(cfg, data, store)
-    from .classifiers import dense_and_sparse
-
-    dense, sparse = dense_and_sparse(model)
-    optimizers = [torch.optim.Adam(dense, lr=cfg.lr)]
-    if sparse:  # the word vectors move slowly (they must stay what they were); n-gram features learn fast
-        optimizers.append(torch.optim.SparseAdam(
-            [{"params": [p], "lr": cfg.embedding_lr if p is model.embedding.weight else cfg.lr} for p in sparse]))
-    checkpoint_path = store.training_directory() / "checkpoint.pt"  # (a killed run's half-written one is removed)
-    identity = {"config": asdict(cfg), "data": data_sha, "parent": parent.version}
-    steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
-    schedules = [torch.optim.lr_scheduler.LambdaLR(  # linear decay to zero over the epochs (fastText's schedule)
-        optimizer, lambda step: max(0.0, 1 - step / steps)) for optimizer in optimizers]
-    start_epoch, best, best_state, best_epoch = 0, -1.0, None, 0
-    if resume:
-        start_epoch, best, best_state, best_epoch = _resume(checkpoint_path, identity, model, optimizers + schedules)
-    buckets = getattr(model, "buckets", 1)
-    started = time.perf_counter()
-    epochs_run, stale = start_epoch, start_epoch - best_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        order = np.random.default_rng((cfg.seed, epoch)).permutation(data.train)  # the same after a resume
-        total_loss, seen = 0.0, 0
-        task = progress.task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(order), unit="examples")
-        for start in range(0, len(order), cfg.batch_size):
-            rows = order[start:start + cfg.batch_size]
-            batch = TextBatch([data.ids[i] for i in rows], data.labels[rows], cfg.model, cfg.max_tokens, buckets,
-                          cfg.device, data.frequent_ngrams)
-            loss = torch.nn.functional.cross_entropy(model(batch), batch.labels)
-            for optimizer in optimizers:
-                optimizer.zero_grad()
-            loss.backward()
-            for optimizer, schedule in zip(optimizers, schedules):
-                optimizer.step()
-                schedule.step()
-            total_loss += loss.item() * len(rows)
-            seen += len(rows)
-            task.update(seen, loss=total_loss / seen)
-        accuracy, f1 = accuracy_and_f1(model, data, data.val, cfg, buckets, head)
-        epochs_run = epoch + 1
-        if accuracy > best:
-            best, best_epoch, stale = accuracy, epoch + 1, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        _save_checkpoint(checkpoint_path, identity, model, optimizers + schedules, epoch + 1, best, best_state,
-                         best_epoch)
-        task.note(f"epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / max(seen, 1):.4f}  validation accuracy "
-                  f"{accuracy:.4f}  ({time.perf_counter() - started:.0f}s)")
-        task.close()
-        if stale >= cfg.patience:
-            break
-    train_seconds = time.perf_counter() - started
-    model.load_state_dict(best_state)
-    accuracy, f1 = accuracy_and_f1(model, data, data.val, cfg, buckets, head)
-    result = TrainResult(None, parent.version, cfg.model, accuracy, f1, train_seconds, epochs_run, best_epoch,
-                         len(data.train), len(data.val), len(data.words) - 2, len(data.new_words), cfg.freeze,
-                         source, added_new_words=bool(cfg.add_new_words and data.new_words and not cfg.freeze
-                                                      and cfg.init == "store"), sentence_head=head is not None)
-    classifier = {"config": asdict(cfg), "state": model.state_dict(), "words": data.words, "labels": names,
-                  "buckets": buckets, "frequent_ngrams": data.frequent_ngrams, "val_accuracy": accuracy, "data": source,
-                  "sentence_head": head.saved() if head else None}
-    if cfg.freeze or cfg.init == "random":
-        result.note = (f"frozen: the word vectors did not change, so no new version was written; the classifier "
-                       f"is kept for version {parent.version}" if cfg.freeze and cfg.init == "store" else
-                       f"random init: custom {model.embedding.weight.shape[1]}-d embeddings, trained for the "
-                       f"classifier (kept for version {parent.version}) but not written into the store")
-        _save_classifier(store, parent.version, classifier)
-    else:
-        from .polarity import polarity_coordinate, word_polarities
-
-        vectors = _fine_tuned_matrix(store, model, data)
-        polarity_report = {}
-        if cfg.refine:
-            polarities = word_polarities(data.tokens, data.labels, data.train)
-            vectors, polarity_report = polarity_coordinate(vectors, store.keys(), polarities,
-                                                           WordEncodings(store, cfg.device, progress),
-                                                           seed=cfg.seed)
-        version = _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report)
-        result.version = version.number
-        _save_classifier(store, version.number, classifier)
-        from .drift import drift_report
-
-        with type(store).open(store.path, version=parent.version) as before:
-            result.report = {"polarity": polarity_report, "drift": drift_report(before, store)}
-        store.set_metrics(version.number, {**version.metrics, **result.report})
+    run = dict(store=store, parent=parent, texts=texts, labels=labels, names=names, source=source, data_sha=data_sha,
+               cfg=cfg, checkpoint=checkpoint, identity=identity, resume=resume, progress=progress)
+    result = _train_words(**run) if parent.kind == "words" else _train_encoder(**run)
+    checkpoint.unlink(missing_ok=True)
+    if result.version is not None:
         from ...indexes.follow import keep_in_step
 
-        result.index = keep_in_step(store)
-    checkpoint_path.unlink(missing_ok=True)
+        result.index = keep_in_step(store, progress)
     return result
 
 
-def _model(cfg: TrainConfig, data: Data, store):
-    import torch
+def _train_words(store: LocalStore, parent, texts, labels, names, source, data_sha, cfg: TrainConfig, checkpoint,
+                 identity, resume, progress) -> TrainResult:
+    from .polarity import WordEncodings, polarity_coordinate, word_polarities
+    from .report import word_report
+    from .versions import write_word_version
+    from .words import WordData, WordTrainee
 
-    from .classifiers import build_classifier
+    data = WordData(texts, labels, store, cfg)
+    trainee = WordTrainee(data, cfg, store)
+    fitted = fit(trainee, data.labels, data.train, data.val, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
+                 checkpoint=checkpoint, identity=identity, resume=resume, progress=progress)
+    fine_tuning = not cfg.freeze and cfg.init == "store"
+    result = TrainResult(None, parent.number, cfg.model, fitted.accuracy, fitted.f1, fitted.seconds,
+                         fitted.epochs_run, fitted.best_epoch, len(data.train), len(data.val), cfg.freeze, source,
+                         vocabulary=len(data.words) - 2, new_words=len(data.new_words),
+                         added_new_words=bool(fine_tuning and cfg.add_new_words and data.new_words),
+                         ngrams=cfg.ngrams)
+    if cfg.sentence_head:
+        from .sentence_head import sentence_head_scores
 
-    if cfg.init == "store":
-        rows = np.asarray(store.vectors()[data.store_rows], dtype=np.float32)
-        dim = rows.shape[1]
-    else:
-        dim, rows = cfg.dim or 50, np.zeros((0, cfg.dim or 50), dtype=np.float32)
-    generator = np.random.default_rng(cfg.seed)
-    # words missing from the store start random, as the tutorial does (at the rows' scale)
-    scale = float(np.abs(rows).mean()) if len(rows) else 0.1
-    fresh = generator.uniform(-scale, scale, size=(len(data.words) - 2 - len(rows), dim)).astype(np.float32)
-    vectors = np.concatenate([np.zeros((2, dim), np.float32), rows, fresh])
-    extra = {"ratios": torch.from_numpy(data.ngram_ratios)} if data.ngram_ratios is not None else {}
-    return build_classifier(cfg.model, torch.from_numpy(vectors), cfg.freeze, **extra).to(cfg.device)
+        extra = sentence_head_scores(texts, labels, data.train, data.val, trainee.probabilities(data.val), cfg.device,
+                                     progress)
+        result.sentence_head_accuracy, result.blended_accuracy = extra["sentence_head_accuracy"], \
+            extra["blended_accuracy"]
+    classifier = {**trainee.saved(), "labels": names, "config": asdict(cfg), "val_accuracy": fitted.accuracy,
+                  "data": source}
+    if not fine_tuning:
+        result.note = (f"frozen: the word vectors did not change, so no new version was written; the classifier "
+                       f"is kept for version {parent.number}" if cfg.init == "store" else
+                       f"random init: custom {trainee.model.embedding.weight.shape[1]}-d embeddings, trained for "
+                       f"the classifier (kept for version {parent.number}) but not written into the store")
+        save_classifier(store, parent.number, classifier)
+        return result
+
+    trained = trainee.trained_rows()
+    unit = np.array(store.matrix(), dtype=np.float32)
+    unit[data.store_rows] = trained[:len(data.store_rows)]
+    unit = _normalised(unit)
+    stages = {"trained": unit}
+    polarity_report = {}
+    if cfg.polarity:
+        polarities = word_polarities(data.tokens, data.labels, data.train)
+        stages["polarity"], polarity_report = polarity_coordinate(unit, store.keys(), polarities,
+                                                                  WordEncodings(store, cfg.device, progress),
+                                                                  strength=cfg.polarity_strength, seed=cfg.seed)
+        result.polarity = "note" not in polarity_report
+    training_words = {word for i in data.train for word in data.tokens[i]}
+    report = {**word_report(store, stages, training_words), "polarity_step": polarity_report}
+    metrics = {"val_accuracy": fitted.accuracy, "val_f1": fitted.f1, "epochs": fitted.epochs_run,
+               "train_seconds": fitted.seconds, **report}
+    version = write_word_version(store, parent, list(stages.values())[-1], source=f"train sentiment {cfg.model} on "
+                                 f"{source}", config={"trained": asdict(cfg), "data": source, "data_sha256": data_sha,
+                                                      "parent": parent.number,  # a fastText parent's subwords:
+                                                      "subwords": parent.config.get("subwords")},  # kept as they were
+                                 metrics=metrics,
+                                 new_rows=trained[len(data.store_rows):] if result.added_new_words else None,
+                                 new_words=data.new_words if result.added_new_words else ())
+    save_classifier(store, version.number, classifier)
+    result.version, result.report = version.number, report
+    return result
 
 
-def accuracy_and_f1(model, data: Data, rows: np.ndarray, cfg: TrainConfig, buckets: int,
-                    head=None) -> tuple[float, float]:
-    """(accuracy, F1 of the positive class) on `rows`; leaves the model in training mode."""
-    import torch
+def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data_sha, cfg: EncoderTrainConfig,
+                   checkpoint, identity, resume, progress) -> TrainResult:
+    from ..sentences.model import Encoder, resolve_model
+    from .encoder import EncoderTrainee, frozen_head
+    from .report import sentence_report
+    from .versions import keep_encoder, write_sentence_version
 
-    model.eval()
-    positive = []
-    with torch.no_grad():
-        for start in range(0, len(rows), 256):
-            part = rows[start:start + 256]
-            batch = TextBatch([data.ids[i] for i in part], data.labels[part], cfg.model, cfg.max_tokens, buckets,
-                          cfg.device, data.frequent_ngrams)
-            positive.append(torch.softmax(model(batch), dim=1)[:, 1].cpu().numpy())
-    model.train()
-    probability = np.concatenate(positive)
-    if head is not None:
-        probability = (probability + head.probability[rows]) / 2
-    guess, truth = (probability > 0.5).astype(np.int64), data.labels[rows]
-    tp = int(((guess == 1) & (truth == 1)).sum())
-    precision = tp / max(int((guess == 1).sum()), 1)
-    recall = tp / max(int((truth == 1).sum()), 1)
-    return float((guess == truth).mean()), (2 * precision * recall / (precision + recall) if tp else 0.0)
-
-
-class SentenceHead:
-    """For short texts, a second view: a logistic regression on each text's sentence encoding
-    (the packaged all-MiniLM-L6-v2), fitted once on the training split, whose probability is
-    averaged with the word model's (in evaluation, early stopping and `simdex predict`). On
-    Rotten Tomatoes' sentences the two views err on different texts (seed 0: 0.789 and 0.75
-    alone, 0.798 together; seeds 0-4: 0.803 against 0.779). The word model takes the same steps
-    as without it (only early stopping reads the average), so the vectors are fine-tuned as they
-    would be; long texts (IMDB: median 202 tokens) gain nothing from it (0.76 alone) and would
-    take minutes to encode, so `auto` uses it for texts of at most SHORT tokens (median)."""
-
-    SHORT = 64  # median tokens per text
-    L2 = 1e-4
-
-    def __init__(self, weights, probability=None):
-        self.weights, self.probability = weights, probability
-
-    @classmethod
-    def fit(cls, texts, data: "Data", cfg: TrainConfig, progress: Progress = SILENT) -> "SentenceHead":
+    val_mask = held_out(labels, cfg.val_split, cfg.seed)
+    train, val = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    old = store.encoder()
+    # every labelled text with the store's encoder: the frozen baseline, and the neighbours before
+    before = _encodings(store, store.matrix(), texts, old, progress, "encoding the texts (the store's encoder)")
+    weights, frozen_p = frozen_head(before, labels, train)
+    frozen_accuracy, frozen_f1 = accuracy_and_f1(frozen_p[val], labels[val])
+    weights = weights.numpy()  # the logistic head as a linear one over two classes (P(1) = softmax of the pair)
+    head = {"weight": np.stack([np.zeros_like(weights[:-1]), weights[:-1]]), "bias": np.array([0.0, weights[-1]])}
+    result = TrainResult(None, parent.number, old.folder.label, frozen_accuracy, frozen_f1, 0.0, 0, 0, len(train),
+                         len(val), cfg.freeze, source, kind="sentences", frozen_accuracy=round(frozen_accuracy, 6),
+                         frozen_f1=round(frozen_f1, 6))
+    if cfg.freeze:
         import torch
 
-        from ..sentences.model import Encoder
-        from .probe import fit_probe
+        result.note = (f"frozen: a head on the fixed encodings, no new version; the classifier is kept for version "
+                       f"{parent.number}")
+        save_classifier(store, parent.number, {"kind": "encoder", "labels": names, "config": asdict(cfg),
+                                               "head": {k: torch.as_tensor(v) for k, v in head.items()},
+                                               "val_accuracy": frozen_accuracy, "data": source})
+        return result
 
-        with progress.task("sentence head: encoding the texts", total=len(texts), unit="texts") as task:
-            encodings = torch.from_numpy(encode_in_chunks(Encoder.load(device=cfg.device), list(texts), task))
-        train = torch.from_numpy(data.train)
-        weights = fit_probe(encodings[train], torch.from_numpy(data.labels[data.train]).float(), cls.L2)
-        return cls(weights, cls._sigmoid(weights, encodings))
+    trainee = EncoderTrainee(old.folder, old.pooling, texts, labels, cfg, cfg.device, old.max_length)
+    fitted = fit(trainee, labels, train, val, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
+                 checkpoint=checkpoint, identity=identity, resume=resume, progress=progress)
+    label = keep_encoder(store, trainee)
+    encoder = Encoder(resolve_model(label, store), old.pooling, old.max_length,
+                      old.quantize if old.quantize != "int8" else "none", cfg.device)
+    config = {**encoder.settings(), "trained": asdict(cfg), "data": source, "data_sha256": data_sha,
+              "parent": parent.number}
+    metrics = {"val_accuracy": fitted.accuracy, "val_f1": fitted.f1, "frozen_accuracy": frozen_accuracy,
+               "epochs": fitted.epochs_run, "train_seconds": fitted.seconds}
+    old_rows = store.matrix()  # the parent's, still readable after the new version is current
+    version, unit = write_sentence_version(store, parent, encoder, source=f"train sentiment on {source}",
+                                           config=config, metrics=metrics, progress=progress)
+    after = _encodings(store, unit, texts, encoder, progress, "encoding the texts (the fine-tuned encoder)")
+    moved = float((np.asarray(old_rows) * unit).sum(axis=1).mean())
+    report = {"accuracy": {"fine_tuned": {"accuracy": round(fitted.accuracy, 6), "f1": round(fitted.f1, 6)},
+                           "frozen": {"accuracy": round(frozen_accuracy, 6), "f1": round(frozen_f1, 6)}},
+              **sentence_report(texts, labels, train, val, before, after, moved=moved, seed=cfg.seed)}
+    store.set_metrics(version.number, {**metrics, **report})
+    save_classifier(store, version.number, {"kind": "encoder", "labels": names, "config": asdict(cfg),
+                                            "head": trainee.head_state(), "val_accuracy": fitted.accuracy,
+                                            "data": source})
+    if old.quantize == "int8":
+        result.note = "the parent's int8 model was left behind: the fine-tuned version runs in float32"
+    result.version, result.report, result.encoder = version.number, report, label
+    result.model = old.folder.label
+    result.val_accuracy, result.val_f1 = fitted.accuracy, fitted.f1
+    result.train_seconds, result.epochs, result.best_epoch = fitted.seconds, fitted.epochs_run, fitted.best_epoch
+    return result
 
-    def saved(self) -> dict:
-        return {"weights": self.weights, "encoder": "packaged:all-MiniLM-L6-v2"}
 
-    @classmethod
-    def probabilities(cls, saved: dict, texts) -> np.ndarray:
-        import torch
-
-        from ..sentences.model import Encoder
-
-        return cls._sigmoid(saved["weights"], torch.from_numpy(encode_in_chunks(Encoder.load(device="cpu"), texts)))
-
-    @staticmethod
-    def _sigmoid(weights, encodings) -> np.ndarray:
-        from .probe import probe_scores
-
-        return probe_scores(weights, encodings).sigmoid().numpy()
-
-
-def encode_in_chunks(encoder, texts: list[str], task: Task = Task(), chunk: int = 8192) -> np.ndarray:
-    """The encoder's unit vectors of `texts`, the task told of every chunk done."""
-    out = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    for start in range(0, len(texts), chunk):
-        out[start:start + chunk], _ = encoder.encode(texts[start:start + chunk])
-        task.update(min(start + chunk, len(texts)))
+def _encodings(store, matrix, texts, encoder, progress, label) -> np.ndarray:
+    """Unit encodings of `texts`: the store's row for a text it holds (`matrix`: its vectors by row),
+    the encoder's for the others."""
+    key_to_id = store.key_to_id()
+    rows = [key_to_id.get(text.strip()) for text in texts]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    out = np.empty((len(texts), store.version.dim), dtype=np.float32)
+    stored = [i for i, row in enumerate(rows) if row is not None]
+    if stored:
+        out[stored] = np.asarray(matrix[np.array([rows[i] for i in stored])])
+    if missing:
+        with progress.task(label, total=len(missing), unit="texts") as task:
+            out[missing] = encoder.encode_all([texts[i] for i in missing], task)
     return out
 
 
-def _fine_tuned_matrix(store, model, data: Data) -> np.ndarray:
-    """The parent's vectors, with the rows the data touched replaced by the trained ones."""
-    vectors = np.array(store.matrix(), dtype=np.float32)
-    trained = model.embedding.weight.detach().cpu().numpy()
-    vectors[data.store_rows] = trained[2:2 + len(data.store_rows)]
-    return vectors
-
-
-class WordEncodings:
-    """encode(words) for the polarity probe: the packaged sentence encoder's vectors of single
-    words (bfloat16 where the CPU has it: about 1.4x as fast, cosine 0.99998 to float32), cached in
-    STORE/train/ (float16, about 270 MB for the 346,000 words of GloVe 6B) so that the next run
-    on the store skips the few minutes they take."""
-
-    def __init__(self, store, device: str, progress: Progress = SILENT):
-        self.directory, self.device, self.progress = store.training_directory(), device, progress
-
-    def __call__(self, words: list[str]) -> np.ndarray:
-        import hashlib
-
-        import torch
-
-        from ..files import file_sha256
-        from ..sentences.model import Encoder, resolve_model
-
-        folder = resolve_model(None)
-        digest = hashlib.sha256("\n".join([file_sha256(folder.weights), *words]).encode()).hexdigest()[:16]
-        path = self.directory / f"word-encodings-{digest}.npy"
-        if path.is_file():
-            try:
-                cached = np.load(path)
-                if cached.shape[0] == len(words):
-                    return cached.astype(np.float32)
-            except (OSError, ValueError):
-                pass  # unreadable: encode again
-        bf16 = self.device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        encoder = Encoder.load(quantize="bf16" if bf16 else "none", device=self.device)
-        encoder.short_in_float32 = 0  # single words: all short
-        with self.progress.task("polarity probe: encoding the vocabulary's words (once per store)", total=len(words),
-                                unit="words") as task:
-            out = encode_in_chunks(encoder, words, task)
-        self._cache(path, out)
-        return out
-
-    def _cache(self, path: Path, encodings: np.ndarray) -> None:
-        """Keep them for the next run, if the disk lets us (the run does not need the cache)."""
-        try:
-            with atomic_write(path, sync=False) as tmp, open(tmp, "wb") as f:
-                np.save(f, encodings.astype(np.float16))
-            for stale in path.parent.glob("word-encodings-*.npy"):  # another vocabulary's (or model's)
-                if stale != path:
-                    stale.unlink(missing_ok=True)
-        except (OSError, StoreFault):
-            pass
-
-
-def _write_version(store, parent, vectors, model, data, cfg, source, data_sha, result, polarity_report):
+def _normalised(unit: np.ndarray) -> np.ndarray:
     from ..words.ingest import unit_rows
 
-    unit, _ = unit_rows(vectors)
-    trained = model.embedding.weight.detach().cpu().numpy()
-    config = {"trained": asdict(cfg), "data": source, "data_sha256": data_sha, "parent": parent.version}
-    metrics = {"val_accuracy": result.val_accuracy, "val_f1": result.val_f1, "epochs": result.epochs,
-               "train_seconds": result.train_seconds, "polarity": polarity_report}
-    with store.new_version(kind="words", dim=parent.dim, source=f"train sentiment {cfg.model} on {source}",
-                           format="trained", parent=parent.version, config=config) as writer:
-        start = 0
-        for segment in store.segments():
-            writer.revector(segment, unit[start:start + segment.count])
-            start += segment.count
-        if cfg.add_new_words and data.new_words:
-            new_rows, norms = unit_rows(trained[2 + len(data.store_rows):])
-            writer.append(new_rows, data.new_words, norms,
-                          np.arange(parent.count + 1, parent.count + 1 + len(data.new_words)))
-        return writer.commit(metrics=metrics)
-
-
-def _save_checkpoint(path: Path, identity, model, stateful, epoch, best, best_state, best_epoch) -> None:
-    import torch
-
-    with atomic_write(path, sync=False) as tmp:
-        torch.save({**identity, "model": model.state_dict(), "optimizer": [o.state_dict() for o in stateful],
-                    "epoch": epoch, "best": best, "best_state": best_state, "best_epoch": best_epoch,
-                    "torch_rng": torch.get_rng_state()}, tmp)
-
-
-def _resume(path: Path, identity, model, stateful):
-    import torch
-
-    if not path.exists():
-        raise SimdexError(f"{path}: no checkpoint to resume from (train without --resume)")
-    checkpoint = torch.load(path, weights_only=False)
-    for key in ("config", "data", "parent"):
-        if checkpoint.get(key) != identity[key]:
-            raise SimdexError(f"{path}: the checkpoint is for other {key} settings; train without --resume to "
-                              f"start again")
-    model.load_state_dict(checkpoint["model"])
-    for thing, state in zip(stateful, checkpoint["optimizer"]):  # optimizers and their schedules
-        thing.load_state_dict(state)
-    torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as it would have
-    return checkpoint["epoch"], checkpoint["best"], checkpoint["best_state"], checkpoint["best_epoch"]
-
-
-def _save_classifier(store, version: int, classifier: dict) -> None:
-    import torch
-
-    with atomic_write(store.classifier_path(version, for_writing=True)) as tmp:
-        torch.save(classifier, tmp)
+    return unit_rows(unit)[0]

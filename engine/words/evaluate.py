@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import packaged, query
-from ..errors import BadEvalFile, check_choice
+from ..errors import BadEvalFile, UnknownWord, check_choice
 from ..progress import SILENT, Progress
 from ..store import ANALOGY_METHODS, Store
 
@@ -126,9 +126,12 @@ def read_analogies(path, on_error: str = "fail"):
 
 
 def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, method: str = "add",
-                       on_error: str = "fail", exact: bool = False, progress: Progress = SILENT) -> AnalogyResult:
+                       on_error: str = "fail", exact: bool = False, oov: bool = False,
+                       progress: Progress = SILENT) -> AnalogyResult:
     """Accuracy on an analogy set; through the store's index (over-fetch, exact re-rank) when it
-    has one for this version, unless `exact`."""
+    has one for this version, unless `exact`. `oov`: a question with a word outside the
+    vocabulary is answered with that word's subword vector (a fastText store) instead of
+    being skipped; its answer is still looked for among the first `restrict` words."""
     check_choice("method", method, ANALOGY_METHODS)
     check_choice("--on-error", on_error, ("fail", "skip"))
     store.require_kind("words", "analogy evaluation")
@@ -140,11 +143,15 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
 
     questions, expected, owners, skipped = [], [], [], 0
     results = [Section(name) for name, _ in sections]
+    with_subwords = []  # (section, question words, expected) answered from subword vectors
     for number, (_, lines) in enumerate(sections):
         for _, words in lines:
             upper = [w.upper() for w in words]
             if any(w not in ok_vocab for w in upper):
-                skipped += 1
+                if oov and store.subwords() is not None:
+                    with_subwords.append((number, words, upper[3]))
+                else:
+                    skipped += 1
                 continue
             questions.append([ok_vocab[w] for w in upper[:3]])
             expected.append(upper[3])
@@ -165,6 +172,19 @@ def evaluate_analogies(store: Store, path=None, *, restrict: int = 300_000, meth
         predicted = [_first_acceptable(keys, rows, abc[q], ok_vocab) for q, rows in enumerate(top5)]
         searched = searcher.describe()
     for owner, guess, answer in zip(owners, predicted, expected):
+        results[owner].questions += 1
+        results[owner].correct += guess == answer
+    for owner, words, answer in with_subwords:
+        try:
+            found = [store.vector_of(w) if w.upper() not in ok_vocab else
+                     (store.matrix()[ok_vocab[w.upper()]], ok_vocab[w.upper()]) for w in words[:3]]
+        except UnknownWord:  # no n-gram the model knows
+            skipped += 1
+            continue
+        _, top5 = query.analogy_of_vectors(store.matrix(), *(vector for vector, _ in found), 5, method=method,
+                                           restrict=restrict, exclude=[row for _, row in found if row >= 0])
+        guess = next((keys[row].upper() for row in top5[0] if row >= 0 and keys[row].upper() in ok_vocab
+                      and keys[row].upper() not in {w.upper() for w in words[:3]}), None)
         results[owner].questions += 1
         results[owner].correct += guess == answer
     return AnalogyResult(path.stem if path.suffix else path.name, method, restrict,
@@ -240,21 +260,36 @@ def read_pairs(path, on_error: str = "fail"):
     return pairs, invalid
 
 
-def evaluate_pairs(store: Store, path, *, restrict: int = 300_000, on_error: str = "fail") -> PairsResult:
+def evaluate_pairs(store: Store, path, *, restrict: int = 300_000, on_error: str = "fail",
+                   oov: bool = False) -> PairsResult:
+    """Spearman and Pearson correlation of cosine similarity with the human scores; `oov`: a word
+    outside the vocabulary takes its subword vector (a fastText store) instead of the pair being
+    skipped (`oov_pairs` then counts the pairs still without a vector)."""
     check_choice("--on-error", on_error, ("fail", "skip"))
     store.require_kind("words", "word-pair evaluation")
     path = Path(path)
     pairs, invalid = read_pairs(path, on_error)
     ok_vocab = _uppercase_vocabulary(store.keys(), restrict)
     matrix = store.matrix()
-    gold, ours, oov = [], [], 0
+    subwords = oov and store.subwords() is not None
+
+    def vector(word):
+        if word.upper() in ok_vocab:
+            return matrix[ok_vocab[word.upper()]]
+        return store.vector_of(word)[0] if subwords else None
+
+    gold, ours, missing = [], [], 0
     for a, b, score in pairs:
-        a, b = a.upper(), b.upper()
-        if a not in ok_vocab or b not in ok_vocab:
-            oov += 1
+        try:
+            first, second = vector(a), vector(b)
+        except UnknownWord:
+            first = second = None
+        if first is None or second is None:
+            missing += 1
             continue
         gold.append(score)
-        ours.append(float(np.dot(matrix[ok_vocab[a]], matrix[ok_vocab[b]])))
+        ours.append(float(np.dot(first, second)))
+    oov = missing
     if len(gold) < 2:
         raise BadEvalFile(path, f"only {len(gold)} pair(s) with both words in the vocabulary; "
                                 f"cannot correlate")
@@ -288,9 +323,9 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 # -- all, compare ---------------------------------------------------------------------------------
 
 def evaluate_all(store: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
-                 progress: Progress = SILENT) -> list:
-    results = [evaluate_analogies(store, restrict=restrict, method=method, exact=exact, progress=progress)]
-    results += [evaluate_pairs(store, path, restrict=restrict) for path in packaged.PAIR_SETS.values()]
+                 oov: bool = False, progress: Progress = SILENT) -> list:
+    results = [evaluate_analogies(store, restrict=restrict, method=method, exact=exact, oov=oov, progress=progress)]
+    results += [evaluate_pairs(store, path, restrict=restrict, oov=oov) for path in packaged.PAIR_SETS.values()]
     return results
 
 
@@ -318,7 +353,7 @@ class Comparison:
 
 
 def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str = "add", exact: bool = False,
-            progress: Progress = SILENT) -> Comparison:
+            oov: bool = False, progress: Progress = SILENT) -> Comparison:
     """The bundled benchmarks on two versions, searched the same way: through each version's
     own index when both have one, else both exactly (an index's misses would otherwise count
     as a difference between the versions)."""
@@ -328,8 +363,8 @@ def compare(first: Store, second: Store, *, restrict: int = 300_000, method: str
         notes.append(f"version {indexed.version.number} has an index and version {plain.version.number} has "
                      f"none: both searched exactly, so that the index's misses do not count as a difference")
         exact = True
-    results_a = evaluate_all(first, restrict=restrict, method=method, exact=exact, progress=progress)
-    results_b = evaluate_all(second, restrict=restrict, method=method, exact=exact, progress=progress)
+    results_a = evaluate_all(first, restrict=restrict, method=method, exact=exact, oov=oov, progress=progress)
+    results_b = evaluate_all(second, restrict=restrict, method=method, exact=exact, oov=oov, progress=progress)
     a, b = scores(results_a), scores(results_b)
     rows = [{"metric": name, "v1": round(a[name], 6), "v2": round(b[name], 6), "diff": round(b[name] - a[name], 6)}
             for name in a]

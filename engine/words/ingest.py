@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +37,12 @@ class IngestResult:
     format: str
     first_skipped: list[str] = field(default_factory=list)
     index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
+    subwords: int | None = None  # a fastText .bin: its n-gram buckets (0: a model without subwords)
 
-    JSON_FIELDS = ("version", "count", "dim", "skipped", "duplicates", "seconds")
+    @property
+    def JSON_FIELDS(self):
+        fields = ("version", "count", "dim", "skipped", "duplicates", "seconds")
+        return fields + ("subwords",) if self.subwords is not None else fields
 
 
 def ingest(store: Store, source_path=None, *, format: str = "auto", member: str | None = None,
@@ -50,6 +56,8 @@ def ingest(store: Store, source_path=None, *, format: str = "auto", member: str 
                         f"store (for example `--store words`)")
     if source_path is None or packaged.is_packaged_name(str(source_path)):
         result = _ingest_packaged(store, str(source_path or packaged.DEFAULT), limit, started, progress)
+    elif format == "fasttext-bin" or (format == "auto" and looks_like_fasttext_bin(source_path)):
+        result = _ingest_fasttext(store, Path(source_path), limit, started, progress)
     else:
         source = open_source(source_path, format, member)
         try:
@@ -101,6 +109,62 @@ def _ingest_file(store, source, limit, on_error, careful, started, progress) -> 
                                          "first_skipped": report.first_skipped})
     return IngestResult(version.number, version.count, version.dim, report.skipped, duplicates,
                         time.perf_counter() - started, version.source, source.format, report.first_skipped)
+
+
+def looks_like_fasttext_bin(path) -> bool:
+    """A fastText model: its magic number, or (the old layout, which has none) a .bin file that does
+    not begin with word2vec's "COUNT DIM" line."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    from .fasttext import is_fasttext_bin
+
+    if is_fasttext_bin(path):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(64)
+    first = head.split(b"\n", 1)[0].split()
+    return path.suffix == ".bin" and not (len(first) == 2 and all(part.isdigit() for part in first))
+
+
+def _ingest_fasttext(store, path: Path, limit, started, progress) -> IngestResult:
+    """A fastText .bin: its word vectors as a version, its n-gram buckets in a file beside them."""
+    from ..backends.local import LocalStore
+    from ..backends.tensorfile import MatrixWriter
+    from ..errors import BadOption
+    from .fasttext import read_model
+
+    if not path.is_file():
+        raise BadVectorFile(path, "no such file" if not path.exists() else "is a directory, not a vector file")
+    model = read_model(path)
+    if model.has_subwords and not isinstance(store, LocalStore):
+        raise BadOption(f"{store.location}: a fastText model's subwords are kept in a local store's folder; ingest "
+                        f"it into a local store and `simdex push` it (the pushed version keeps answering unknown "
+                        f"words from that folder on this machine)")
+    if model.nwords == 0:
+        raise BadVectorFile(path, "no words in the model's dictionary")
+    config = {"limit": limit, "subwords": model.config() if model.has_subwords else None}
+    hashing = ThreadPoolExecutor(1).submit(file_sha256, path)  # beside the reading (hashlib lets go of the GIL)
+    with store.new_version(kind="words", dim=model.dim, source=str(path.resolve()), format="fasttext-bin",
+                           config=config) as writer:
+        buckets = None
+        if model.has_subwords:
+            tmp, config["subwords"]["file"] = writer.attach_file("subwords.safetensors")
+            buckets = MatrixWriter(tmp, model.dim)
+        with progress.task(f"ingest {path}", total=model.size, unit="B") as task:
+            for words, vectors, ranks in model.word_vectors(buckets, task):
+                if limit is not None and writer.count >= limit:
+                    break
+                keep = len(words) if limit is None else min(len(words), limit - writer.count)
+                unit, norms = unit_rows(vectors[:keep])
+                writer.append(unit, words[:keep], norms, ranks[:keep])
+        if buckets is not None:
+            buckets.close()
+        writer.fields["sha256"] = hashing.result()
+        version = writer.commit(metrics={"skipped": 0, "duplicates": 0, "undecodable": model.undecodable,
+                                         "subwords": model.has_subwords})
+    return IngestResult(version.number, version.count, version.dim, 0, 0, time.perf_counter() - started,
+                        version.source, "fasttext-bin", subwords=model.header.bucket if model.has_subwords else 0)
 
 
 def _ingest_packaged(store, name, limit, started, progress) -> IngestResult:

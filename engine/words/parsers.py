@@ -301,20 +301,25 @@ def _first_non_number(fields: list[str]) -> str:
 
 def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadReport):
     """word2vec binary: "N D\\n", then per vector the word, a space, D little-endian float32
-    (and, usually, a newline). Records are cut in Python; each batch's numbers are checked in
-    one numpy call."""
+    (and, usually, a newline). A block of the file is cut into records in one loop that only
+    finds each word's end and copies its floats into a batch buffer; the batch's words are
+    decoded and its numbers checked in one call each (a record-by-record error message only
+    where a batch has a bad one)."""
     dim, count, label = source.dim, source.header_count, source.label
     report.unit = "vector"
     record_bytes = 4 * dim
     stream, _ = source.open()
     wanted = count if limit is None else min(count, limit)
-    records: list[tuple[int, bytes, bytes]] = []  # (vector number, word bytes, value bytes)
+    number = 0  # vectors cut so far
 
-    def batch():
-        keys, kept, ranks = [], [], []
-        rows = np.frombuffer(b"".join(blob for _, _, blob in records), dtype="<f4").reshape(-1, dim)
+    def batch(words: list[bytes], floats: bytearray, first: int):
+        rows = np.frombuffer(floats, dtype="<f4").reshape(len(words), dim)
         finite = np.isfinite(rows).all(axis=1)
-        for i, (number, word_bytes, _) in enumerate(records):
+        keys = _decode_all(words)
+        if keys is not None and finite.all() and all(keys):
+            return VectorBatch(keys, rows.astype(np.float32), np.arange(first, first + len(words), dtype=np.int64))
+        keys, kept, ranks = [], [], []
+        for i, word_bytes in enumerate(words):  # the culprits, in file order
             try:
                 word = word_bytes.decode("utf-8")
             except UnicodeDecodeError:
@@ -323,48 +328,60 @@ def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadRepo
                 problem = "NaN or infinite value" if not finite[i] else None if word else "empty word"
             if problem:
                 if on_error != "skip":
-                    raise BadVectorFile(label, f"vector {number}: {problem}")
-                report.skip(number)
+                    raise BadVectorFile(label, f"vector {first + i}: {problem}")
+                report.skip(first + i)
                 continue
             keys.append(word)
             kept.append(i)
-            ranks.append(number)
-        records.clear()
+            ranks.append(first + i)
         return VectorBatch(keys, rows[kept].astype(np.float32), np.array(ranks, dtype=np.int64)) if keys else None
 
     try:
         stream.readline()  # the "N D" header
         buffer = b""
-        position = 0
-        for number in range(1, wanted + 1):
-            space = buffer.find(b" ", position)
-            while space < 0 or len(buffer) < space + 1 + record_bytes:
-                more = _read_binary_block(stream, label, number)
-                if not more:
-                    raise BadVectorFile(label, f"truncated: the header says {count} vectors, the file "
-                                               f"ends inside vector {number}")
-                buffer = buffer[position:] + more
-                position = 0
-                space = buffer.find(b" ", position)
-            records.append((number, buffer[position:space].lstrip(b"\n\r"),
-                            buffer[space + 1:space + 1 + record_bytes]))
-            position = space + 1 + record_bytes
-            if len(records) >= BATCH_LINES:
-                found = batch()
+        while number < wanted:
+            more = _read_binary_block(stream, label, number + 1)
+            if not more:
+                raise BadVectorFile(label, f"truncated: the header says {count} vectors, the file ends inside "
+                                           f"vector {number + 1}")
+            buffer += more
+            words, floats, position, first = [], bytearray(), 0, number + 1
+            find, size = buffer.find, len(buffer)
+            while number < wanted:
+                space = find(b" ", position)
+                end = space + 1 + record_bytes
+                if space < 0 or end > size:
+                    break
+                words.append(buffer[position:space].lstrip(b"\n\r"))
+                floats += buffer[space + 1:end]
+                position = end
+                number += 1
+                if len(words) >= BATCH_LINES:
+                    found = batch(words, floats, first)
+                    if found:
+                        yield found
+                    words, floats, first = [], bytearray(), number + 1
+            if words:
+                found = batch(words, floats, first)
                 if found:
                     yield found
-        if records:
-            found = batch()
-            if found:
-                yield found
-        if limit is None and (buffer[position:].strip() or _read_binary_block(stream, label, count).strip()):
+            buffer = buffer[position:]
+        if limit is None and (buffer.strip() or _read_binary_block(stream, label, count).strip()):
             raise BadVectorFile(label, f"more data after the {count} vectors the header announces")
     finally:
         stream.close()
 
 
+def _decode_all(words: list[bytes]) -> list[str] | None:
+    """The words decoded from UTF-8 in one call, or None when one of them does not decode."""
+    try:
+        return b"\0".join(words).decode("utf-8").split("\0") if words else []
+    except UnicodeDecodeError:
+        return None
+
+
 def _read_binary_block(stream, label, number) -> bytes:
     try:
-        return stream.read(1 << 20)
+        return stream.read(8 << 20)
     except _ARCHIVE_ERRORS as e:
         raise BadVectorFile(label, f"truncated or corrupt archive inside vector {number} ({e})") from None

@@ -39,10 +39,15 @@ async function render() {
   const k = $("k").value;
   $("message").hidden = true;
   $("neighbors").innerHTML = "";
+  $("oov").hidden = true;
   try {
     // a sentence store answers any text through /api/search; a word store draws the map too
     const [answers, map] = sentences ? [await api("search", { q, k }), { points: [] }]
       : await Promise.all([api("neighbors", { q, k }), api("map", { q, k })]);
+    if (answers.length && answers[0].oov) {  // a fastText store answered a word it does not hold
+      $("oov").textContent = `${answers[0].oov_words.join(", ")}: not in the vocabulary, answered from its subwords`;
+      $("oov").hidden = false;
+    }
     for (const answer of answers) {
       const item = document.createElement("li");
       const link = document.createElement("a");
