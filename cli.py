@@ -270,14 +270,16 @@ def stores(as_json):
               help="Texts per batch [default: up to 64 texts, fewer when long].")
 @click.option("--column", help="The column (.csv/.tsv) or field (.jsonl) holding the text [default: text].")
 @click.option("--id-column", help="A column or field holding each text's own id.")
+@click.option("--fields", help="Columns or fields to keep with each text, for `search --where`: "
+                               "source,label,year (types inferred) or source:text,year:int,score:real.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when there is one]")
 @click.option("--quantize", type=click.Choice(["none", "bf16", "int8"]),
               help="int8: matrix products in int8, faster, slightly lossy; bf16: bfloat16 on CPUs "
                    "with AMX / AVX512-BF16 [default: none].")
 @store_options
 @user_errors
-def encode(input_path, model, pooling, max_length, batch_size, column, id_column, device, quantize, store_path,
-           as_json):
+def encode(input_path, model, pooling, max_length, batch_size, column, id_column, fields, device, quantize,
+           store_path, as_json):
     """Encode the texts of INPUT into a new version of a sentence store.
 
     INPUT is .txt (one text per line), .csv / .tsv (a column), .jsonl (a field), optionally
@@ -287,7 +289,8 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
     Examples:
         simdex encode reviews.txt --store reviews
         simdex encode reviews.csv --column text --id-column review_id --store reviews
-        simdex search "a gripping thriller" --store reviews
+        simdex encode reviews.csv --fields source,label --store reviews
+        simdex search "a gripping thriller" --where "source = 'imdb'" --store reviews
     """
     from .engine.sentences.encode import encode_input
     from .engine.store import Store
@@ -295,7 +298,7 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
     with Store.create(store_path) as store:
         result = encode_input(store, input_path, model=model, pooling=pooling, max_length=max_length,
                               quantize=quantize, device=device, column=column, id_column=id_column,
-                              batch_size=batch_size, progress=PROGRESS)
+                              fields=fields, batch_size=batch_size, progress=PROGRESS)
         if result.resumed:
             click.echo(f"resumed: {result.resumed:,} texts encoded by an interrupted run were kept", err=True)
         show_index_follow(result.index)
@@ -305,34 +308,57 @@ def encode(input_path, model, pooling, max_length, batch_size, column, id_column
         if r.version is not None else "no texts to store"))
 
 
+def where_option(command):
+    return click.option("--where", help="Only texts whose fields pass this filter, e.g. \"source = 'imdb' AND "
+                                        "label IN (0, 1)\" (fields kept by `encode --fields`).")(command)
+
+
 @cli.command()
 @click.argument("texts", nargs=-1)
 @k_option
 @exact_option
+@where_option
+@click.option("--mode", type=click.Choice(["vector", "keyword", "hybrid"]), default="vector", show_default=True,
+              help="Nearest encodings, full-text matches (BM25), or both fused by reciprocal rank.")
+@click.option("--vector-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="hybrid: the weight of the vector list's ranks.")
+@click.option("--keyword-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="hybrid: the weight of the keyword list's ranks.")
+@click.option("--rrf-k", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="hybrid: reciprocal rank fusion's constant (a hit scores weight / (rrf_k + rank)).")
 @file_option
 @version_option()
 @store_options
 @user_errors
-def search(texts, k, exact, lines_file, version, store_path, as_json):
-    """The stored texts nearest to each TEXT (encoded with the store's own model and settings).
+def search(texts, k, exact, where, mode, vector_weight, keyword_weight, rrf_k, lines_file, version, store_path,
+           as_json):
+    """The stored texts best matching each TEXT: nearest by encoding (the store's own model),
+    by their words (--mode keyword: "quoted phrases", +required, -excluded), or both.
 
     \b
     Examples:
         simdex search "a gripping thriller" --store reviews
+        simdex search "a gripping thriller" --where "source = 'imdb' AND label = 1" --store reviews
+        simdex search '"gripping thriller" +hitchcock' --mode hybrid --store reviews
         simdex search --file queries.txt -k 5 --json --store reviews
     """
     texts = arguments_and_lines(texts, lines_file, "TEXT")
     with open_store(store_path, version) as store:
-        answers = store.search_many(texts, k=k, exact=exact)
+        answers = store.hits(texts, k=k, exact=exact, where=where, mode=mode, vector_weight=vector_weight,
+                             keyword_weight=keyword_weight, rrf_k=rrf_k)
         show_notice(store)
     for text, hits in zip(texts, answers):
-        records = [{"query": text, "rank": rank, "id": hit_id, "text": found, "score": round(score, 6)}
-                   for rank, (hit_id, found, score) in enumerate(hits, 1)]
+        records = [hit.record(text, rank) for rank, hit in enumerate(hits, 1)]
         if as_json:
             output(True, records, None)
             continue
         click.echo(text)
-        output(False, records, lambda r: f"{r['rank']:4d}  {r['score']:.4f}  [{r['id']}] {shorten(r['text'])}")
+        output(False, records, hit_line)
+
+
+def hit_line(r: dict) -> str:
+    found = f" ({'+'.join(r['lists'])})" if r.get("lists") else ""
+    return f"{r['rank']:4d}  {r['score']:.4f}{found}  [{r['id']}] {shorten(r['text'])}"
 
 
 def shorten(text: str, width: int = 100) -> str:
@@ -344,12 +370,14 @@ def shorten(text: str, width: int = 100) -> str:
 @k_option
 @click.option("--restrict", type=click.IntRange(min=1), help="Search only the first N words (the most frequent).")
 @exact_option
+@where_option
 @file_option
 @version_option()
 @store_options
 @user_errors
-def neighbors(queries, k, restrict, exact, lines_file, version, store_path, as_json):
-    """Nearest words to each QUERY: a word or an expression like "king - man + woman".
+def neighbors(queries, k, restrict, exact, where, lines_file, version, store_path, as_json):
+    """Nearest words to each QUERY: a word or an expression like "king - man + woman". In a
+    sentence store, the nearest texts to a stored text (--where filters them on their fields).
 
     \b
     Examples:
@@ -360,9 +388,9 @@ def neighbors(queries, k, restrict, exact, lines_file, version, store_path, as_j
     texts = arguments_and_lines(queries, lines_file, "QUERY")
     with open_store(store_path, version) as store:
         if len(texts) == 1:
-            answers = [store.neighbors(texts[0], k=k, restrict=restrict, exact=exact)]
+            answers = [store.neighbors(texts[0], k=k, restrict=restrict, exact=exact, where=where)]
         else:
-            answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact)
+            answers = store.neighbors_many(texts, k=k, restrict=restrict, exact=exact, where=where)
         show_notice(store)
         oov = [oov_fields(store, text) if store.version.kind == "words" else {} for text in texts]
     for text, answer, extra in zip(texts, answers, oov):
@@ -769,7 +797,8 @@ def index_build(kind, target_recall, if_stale, store_path, as_json):
         result = build_index(store, kind=kind, target_recall=target_recall, progress=PROGRESS)
     for note in result.notes:
         click.echo(f"warning: {note}", err=True)
-    shown = {name: value for name, value in result.params.items() if name not in ("restricted", "target_recall")}
+    shown = {name: value for name, value in result.params.items()
+             if name not in ("restricted", "filtered", "target_recall")}
     output(as_json, result, lambda r: f"{r.kind} index ({r.factory}) over version {r.version}: recall@10 "
                                       f"{r.recall_at_10:.4f} with {shown}, {r.bytes / 2**20:,.1f} MiB, "
                                       f"{r.seconds:.1f}s")

@@ -125,6 +125,25 @@ def search(matrix, queries: np.ndarray, k: int, restrict: int | None = None,
     return top_k(lambda q0, q1: queries[q0:q1] @ rows.T, len(queries), rows.shape[0], k, exclude)
 
 
+def search_rows(matrix, queries: np.ndarray, k: int, rows: np.ndarray, exclude=None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k among the given rows of `matrix` (sorted ids: the rows a filter keeps), exactly;
+    ids are the matrix's own."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return (np.full((len(queries), k), -np.inf, dtype=np.float32), np.full((len(queries), k), -1, dtype=np.int64))
+    block = np.asarray(matrix[rows], dtype=np.float32)
+    local = None
+    if exclude is not None:  # the excluded rows, as positions among `rows`
+        local = []
+        for ids in exclude:
+            ids = np.asarray(ids, dtype=np.int64)
+            at = np.searchsorted(rows, ids)
+            inside = (at < len(rows)) & (rows[np.minimum(at, len(rows) - 1)] == ids)
+            local.append(at[inside])
+    D, I = search(block, queries, k, exclude=local)
+    return D, np.where(I >= 0, rows[np.maximum(I, 0)], -1)
+
+
 def _search_blocks(matrix: Segmented, queries, k, restrict, exclude):
     limit = matrix.shape[0] if restrict is None else min(restrict, matrix.shape[0])
     found_D, found_I = [], []

@@ -114,9 +114,11 @@ class VersionWriter(abc.ABC):
         """Rows of the version so far."""
 
     @abc.abstractmethod
-    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None) -> None:
+    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None,
+               fields=None) -> None:
         """Add rows (already unit length) with their keys, original norms and source ranks (and,
-        for sentences, content hashes and external ids)."""
+        for sentences, content hashes, external ids and the fields the config declares, a dict
+        per row)."""
 
     @abc.abstractmethod
     def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
@@ -311,17 +313,18 @@ class Store(abc.ABC):
     # -- neighbours -----------------------------------------------------------------------------------
 
     def neighbors(self, query_text: str, k: int = 10, restrict: int | None = None,
-                  exact: bool = False) -> list[tuple[str, float]]:
+                  exact: bool = False, where: str | None = None) -> list[tuple[str, float]]:
         """Nearest keys to a word or an expression such as "king - man + woman", best first.
 
         The query's own words are left out, as in gensim's most_similar. `restrict` searches
         only the first N rows (the most frequent words of a frequency-sorted source). The
-        store's index answers when it was built for this version, unless `exact`.
+        store's index answers when it was built for this version, unless `exact`. `where`
+        filters a sentence store's texts on their fields (engine/sentences/where.py).
         """
         text = query_text.strip()
-        if self.version.kind == "words" and " " not in text and not self.from_subwords([text]):
+        if self.version.kind == "words" and " " not in text and not where and not self.from_subwords([text]):
             return self.neighbors_of_word(text, k=k, restrict=restrict, exact=exact)
-        return self.neighbors_many([query_text], k=k, restrict=restrict, exact=exact)[0]
+        return self.neighbors_many([query_text], k=k, restrict=restrict, exact=exact, where=where)[0]
 
     def neighbors_of_word(self, word: str, k: int = 10, restrict: int | None = None, exact: bool = False):
         """neighbors() of one stored key: its row's vector, its own row left out."""
@@ -329,8 +332,12 @@ class Store(abc.ABC):
         D, I = self.search_vectors(self.vectors()[[row]], k, restrict=restrict, exact=exact, exclude=[[row]])
         return self._pairs(D[0], I[0])
 
-    def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None, exact: bool = False):
+    def neighbors_many(self, query_texts, k: int = 10, restrict: int | None = None, exact: bool = False,
+                       where: str | None = None):
         """neighbors() for many queries, answered in one batch."""
+        from .sentences.search import Subset
+
+        subset = Subset.of(self, where)
         if len(query_texts) > 50:
             self.key_to_id()  # one read of the vocabulary beats many lookups
         if not query_texts:
@@ -348,7 +355,8 @@ class Store(abc.ABC):
             block = np.asarray(self.vectors()[wanted])  # one read of every query's rows (one request, remotely)
             vectors = [query.mean_of_unit_rows(block, np.searchsorted(wanted, pos_ids),
                                                np.searchsorted(wanted, neg_ids)) for pos_ids, neg_ids in rows]
-        D, I = self.search_vectors(np.stack(vectors), k, restrict=restrict, exact=exact, exclude=exclude)
+        D, I = self.search_vectors(np.stack(vectors), k, restrict=restrict, exact=exact, exclude=exclude,
+                                   subset=subset)
         return [self._pairs(D[i], I[i]) for i in range(len(vectors))]
 
     def query_vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -387,18 +395,34 @@ class Store(abc.ABC):
         return self._pairs(D[0], I[0])
 
     def search_vectors(self, xq: np.ndarray, k: int, *, restrict: int | None = None, exact: bool = False,
-                       exclude=None) -> tuple[np.ndarray, np.ndarray]:
+                       exclude=None, subset=None) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) of the k best rows for each query row (unit length), leaving out each query's
-        `exclude` ids: through the store's index unless `exact` or there is none."""
+        `exclude` ids: through the store's index unless `exact` or there is none. `subset` (a
+        search.Subset: the rows a `--where` filter keeps) limits the answers to its rows."""
         query.check_k(k)
+        rows = None if subset is None else subset.rows
         searcher = None if exact else self.searcher()
         if searcher is None:
+            if rows is not None:
+                return query.search_rows(self.vectors(), xq, k, rows, exclude=exclude)
             return query.search(self.vectors(), xq, k, restrict=restrict, exclude=exclude)
-        if exclude is None:
-            return searcher.search(xq, k, restrict=restrict)
-        extra = max((len(ids) for ids in exclude), default=0)
-        D, I = searcher.search(xq, k + extra, restrict=restrict)
-        return query.drop_excluded(D, I, exclude, k)
+        extra = 0 if exclude is None else max((len(ids) for ids in exclude), default=0)
+        D, I = searcher.search(xq, k + extra, restrict=restrict, rows=rows)
+        return (D, I) if exclude is None else query.drop_excluded(D, I, exclude, k)
+
+    # -- fields kept with a sentence store's texts -------------------------------------------------------
+
+    def fields(self) -> dict[str, str]:
+        """{name: "text" | "integer" | "real"} of the fields the version keeps with its texts."""
+        return dict(self.version.config.get("fields") or {}) if self.version.kind == "sentences" else {}
+
+    @abc.abstractmethod
+    def rows_where(self, where) -> np.ndarray:
+        """The sorted row ids whose fields pass a parsed `--where` filter (sentences/where.py)."""
+
+    @abc.abstractmethod
+    def field_values(self, rows, names) -> list[dict]:
+        """{field: value} of the given rows, in the given order."""
 
     # -- analogies and similarities ----------------------------------------------------------------
 
@@ -560,22 +584,26 @@ class Store(abc.ABC):
         stored = self.vectors()
         return np.stack([stored[[row]][0] if row is not None else next(encoded) for row in rows])
 
-    def search(self, text: str, k: int = 10, exact: bool = False) -> list[tuple[str, float]]:
-        """The k stored texts nearest to `text` (encoded with the store's own settings)."""
-        return [(found, score) for _, found, score in self.search_many([text], k=k, exact=exact)[0]]
+    def search(self, text: str, k: int = 10, exact: bool = False, where: str | None = None,
+               mode: str = "vector") -> list[tuple[str, float]]:
+        """The k stored texts nearest to `text` (encoded with the store's own settings), as
+        (text, cosine); `where` filters on the texts' fields, `mode` is vector, keyword or
+        hybrid (engine/sentences/search.py)."""
+        return [(hit.text, hit.score) for hit in self.hits([text], k=k, exact=exact, where=where, mode=mode)[0]]
 
-    def search_many(self, texts, k: int = 10, exact: bool = False) -> list[list[tuple]]:
-        """For each text, its k nearest stored texts as (id, text, score): the id is the
-        input's external id where it gave one, else the row number."""
-        self.require_kind("sentences", "search")
-        D, I = self.search_vectors(self.encode(texts), k, exact=exact)
-        answers = []
-        for scores, rows in zip(D, I):
-            keep = rows >= 0
-            rows, scores = rows[keep].tolist(), scores[keep].tolist()
-            ids = [row if given is None else given for row, given in zip(rows, self.external_ids(rows))]
-            answers.append(list(zip(ids, self.keys_of(rows), scores)))
-        return answers
+    def search_many(self, texts, k: int = 10, exact: bool = False, where: str | None = None,
+                    mode: str = "vector") -> list[list[tuple]]:
+        """For each text, its k best stored texts as (id, text, score): the id is the input's
+        external id where it gave one, else the row number."""
+        return [[(hit.id, hit.text, hit.score) for hit in hits]
+                for hits in self.hits(texts, k=k, exact=exact, where=where, mode=mode)]
+
+    def hits(self, texts, k: int = 10, **options) -> list:
+        """For each text, its k best stored texts as search.Hit (with their fields, and in
+        keyword and hybrid modes their ranks in each list); `options` as search.search takes."""
+        from .sentences.search import search
+
+        return search(self, list(texts), k, **options)
 
     def _pairs(self, scores, ids) -> list[tuple[str, float]]:
         keep = ids >= 0

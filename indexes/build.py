@@ -19,7 +19,9 @@ A restriction (`--restrict N`: the first N rows) filters the index, which loses 
 filter gets more selective, so it is measured too: for N = 3n/4, n/2, n/4, ... the cheapest
 parameters meeting the target with that filter are kept in `params["restricted"]`, as long as
 they answer a query faster than an exact search over the N rows; below that, restrictions
-search exactly (which always meets the target, and is then the faster).
+search exactly (which always meets the target, and is then the faster). A sentence store
+keeping fields (`--where` filters keep rows scattered through it) is measured the same way
+for random subsets of 1/2, 1/4, ... 1/128 of its rows, in `params["filtered"]`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..engine.errors import BadIndex
 from ..engine.files import temporary_path
 from ..engine.progress import SILENT, Progress
 from ..engine.query import search as exact_search
+from ..engine.query import search_rows
 from .searcher import Family, Searcher
 
 INDEX_KINDS = ("flat", "hnsw", "ivf", "ivfpq")
@@ -46,6 +49,7 @@ RERANK = (4, 8, 16, 32)
 SAMPLE_QUERIES = 1000
 MIN_FILTER_FLOATS = 1 << 20  # rows x dim an exact search reads in well under a millisecond
 LATENCY_QUERIES = 50
+FILTER_SHARES = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128)
 
 
 @dataclass
@@ -115,7 +119,7 @@ def _tune_and_save(store, directory, index, kind, factory, target, started) -> B
     """Tune an index holding every row of the store's version to `target`, write it to a
     temporary file and make it the store's index (one transaction)."""
     matrix = store.vectors()
-    params, recall, met, notes = tune(Searcher(index, kind, {}, matrix), matrix, target)
+    params, recall, met, notes = tune(Searcher(index, kind, {}, matrix), matrix, target, filters=bool(store.fields()))
     params["target_recall"] = target
     seconds = time.perf_counter() - started
     tmp = temporary_path(directory, ".faiss")
@@ -201,9 +205,11 @@ def parameter_grid(searcher: Searcher) -> list[dict]:
     return grid
 
 
-def tune(searcher: Searcher, matrix: np.ndarray, target: float):
+def tune(searcher: Searcher, matrix: np.ndarray, target: float, filters: bool = False):
     """(params, recall@10, met, notes): the cheapest parameters that reach `target`, with the
-    parameters that reach it under restrictions to the first N rows (see the module's notes)."""
+    parameters that reach it under restrictions to the first N rows and, with `filters` (a
+    store keeping fields to filter on), under filters keeping scattered rows (see the
+    module's notes)."""
     n, d = matrix.shape
     rng = np.random.default_rng(0)
     ids = np.sort(rng.choice(n, size=min(SAMPLE_QUERIES, n), replace=False))
@@ -216,7 +222,10 @@ def tune(searcher: Searcher, matrix: np.ndarray, target: float):
     notes = [] if met else [f"target recall@10 {target} not met: the best was {recall:.4f} with {params} "
                             f"({target - recall:.4f} short)"]
     searcher.params = dict(params)
-    params = dict(params, restricted=tune_restrictions(searcher, grid, params, matrix, xq, ids, k, target))
+    chosen = params
+    params = dict(chosen, restricted=tune_restrictions(searcher, grid, chosen, matrix, xq, ids, k, target))
+    if filters:
+        params["filtered"] = tune_filters(searcher, grid, chosen, matrix, xq, ids, k, target)
     searcher.params = params
     return params, recall, met, notes
 
@@ -232,24 +241,57 @@ def tune_restrictions(searcher, grid, params, matrix, xq, ids, k, target) -> lis
     while rows > k and rows * d >= MIN_FILTER_FLOATS:
         levels.append(rows)
         rows = rows // 2 if rows != (3 * n) // 4 else n // 2
-    restricted, start = [], grid.index(params) if params in grid else 0
+    return _tune_levels(
+        grid, params, xq, ids, k, target, levels,
+        exact=lambda x, kk, rows, exclude=None: exact_search(matrix, x, kk, restrict=rows, exclude=exclude),
+        filtered=lambda x, kk, rows, candidate: searcher.search_with(x, kk, rows, candidate))
+
+
+def tune_filters(searcher, grid, params, matrix, xq, ids, k, target) -> list:
+    """[[share, params or None]] for filters keeping a random half, quarter, eighth, ... of the
+    rows (as a `--where` filter keeps rows scattered through the store), measured like
+    restrictions."""
+    n, d = matrix.shape
+    if searcher.type.family is Family.FLAT and not searcher.type.rerank:
+        return []
+    rng = np.random.default_rng(1)
+    levels, shares = [], {}
+    for share in FILTER_SHARES:
+        count = int(n * share)
+        if count <= k or count * d < MIN_FILTER_FLOATS:
+            break
+        rows = np.sort(rng.choice(n, size=count, replace=False))
+        levels.append(rows)
+        shares[id(rows)] = share
+    found = _tune_levels(
+        grid, params, xq, ids, k, target, levels,
+        exact=lambda x, kk, rows, exclude=None: search_rows(matrix, x, kk, rows, exclude=exclude),
+        filtered=lambda x, kk, rows, candidate: searcher.search_with(x, kk, None, candidate, rows=rows))
+    return [[shares[id(rows)], chosen] for rows, chosen in found]
+
+
+def _tune_levels(grid, params, xq, ids, k, target, levels, exact, filtered) -> list:
+    """[[level, params or None]]: for each filter level (least selective first), the cheapest
+    parameters from `grid` (no cheaper than the last level's) meeting `target` faster than an
+    exact search of the level's rows, or None, after which the rest search exactly."""
+    chosen_levels, start = [], grid.index(params) if params in grid else 0
     probe = xq[:LATENCY_QUERIES]
-    for rows in levels:
-        exact_seconds = _latency(lambda x: exact_search(matrix, x, k + 1, restrict=rows), probe)
-        _, truth = exact_search(matrix, xq, k, restrict=rows, exclude=[[i] for i in ids])
+    for level in levels:
+        exact_seconds = _latency(lambda x: exact(x, k + 1, level), probe)
+        _, truth = exact(xq, k, level, exclude=[[i] for i in ids])
         found = None
         for position in range(start, len(grid)):
             candidate = grid[position]
-            search = lambda x, kk: searcher.search_with(x, kk, rows, candidate)  # noqa: E731
+            search = lambda x, kk: filtered(x, kk, level, candidate)  # noqa: E731
             if _latency(lambda x: search(x, k + 1), probe) > exact_seconds:
                 break  # from here on the index is slower than an exact search
             if measure_recall(lambda x, kk: search(x, kk)[1], xq, ids, truth, k) >= target:
                 found, start = candidate, position
                 break
-        restricted.append([rows, found])
+        chosen_levels.append([level, found])
         if found is None:
-            break  # smaller restrictions: exact is cheaper still, the index's filter harder
-    return restricted
+            break  # more selective filters: exact is cheaper still, the index's filter harder
+    return chosen_levels
 
 
 def _latency(search, probe) -> float:

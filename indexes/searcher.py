@@ -6,8 +6,12 @@ of `k * rerank` and re-rank it exactly from the store's memory-mapped matrix.
 
 A restriction to the first N rows is a filter (IDSelectorRange) on the index, whose recall was
 measured at build time for a few N (`params["restricted"]`); below the smallest N where the
-index met the target faster than an exact search, an exact search over the N rows answers. A
-query left with fewer than k answers by the filter is answered exactly.
+index met the target faster than an exact search, an exact search over the N rows answers.
+A filter on the fields kept with a sentence store's texts (`--where`) keeps a scattered set of
+rows (IDSelectorBitmap); its recall was measured the same way for random subsets of a few
+shares of the rows (`params["filtered"]`), and below the smallest share measured to meet the
+target faster, the kept rows are searched exactly. A query left with fewer than k answers by
+a filter is answered exactly.
 
 One query runs on one thread: an OpenMP team's start-up costs more than an HNSW search.
 Batches use every core.
@@ -24,6 +28,7 @@ import numpy as np
 
 from ..engine.query import COSMUL_EPSILON, normalize
 from ..engine.query import search as exact_search
+from ..engine.query import search_rows
 
 _CORES = os.cpu_count() or 1
 
@@ -99,9 +104,12 @@ class Searcher:
         self._parameters = {}
         # [(rows, params)], most rows first: what was measured to meet the target with a filter
         self._restricted = sorted(((int(n), p) for n, p in self._params.get("restricted", [])), reverse=True)
+        # [(share of the rows, params)], largest first: the same for scattered rows (a --where filter)
+        self._filtered = sorted(((float(s), p) for s, p in self._params.get("filtered", [])), reverse=True)
 
     def describe(self) -> str:
-        shown = {name: value for name, value in self.params.items() if name not in ("restricted", "target_recall")}
+        shown = {name: value for name, value in self.params.items()
+                 if name not in ("restricted", "filtered", "target_recall")}
         return f"{self.kind} {shown}"
 
     def params_for(self, restrict: int | None) -> dict | None:
@@ -114,10 +122,26 @@ class Searcher:
                 return None if params is None else {**self.params, **params}
         return None  # not measured (or an index built before restrictions were): exact
 
-    def search(self, xq: np.ndarray, k: int, restrict: int | None = None):
-        """(D, I) of the k best rows of `matrix[:restrict]` for each query row."""
+    def params_for_share(self, share: float) -> dict | None:
+        """The search parameters for a filter keeping `share` of the rows, scattered, or None
+        where an exact search over them answers: those measured for the largest share <= it."""
+        for measured, params in self._filtered:
+            if measured <= share + 1e-9:
+                return None if params is None else {**self.params, **params}
+        return None
+
+    def search(self, xq: np.ndarray, k: int, restrict: int | None = None, rows: np.ndarray | None = None):
+        """(D, I) of the k best rows of `matrix[:restrict]` for each query row, or, given `rows`
+        (sorted ids: a filter's), of those rows."""
         xq = np.ascontiguousarray(xq, dtype=np.float32)
         restrict = None if restrict is None or restrict >= self.ntotal else restrict
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            if restrict is not None:
+                rows, restrict = rows[rows < restrict], None
+            if len(rows) < self.ntotal:
+                return self._search_filtered(xq, k, rows)
+            rows = None
         params = self.params_for(restrict)
         if params is None:
             return exact_search(self.matrix, xq, k, restrict=restrict)
@@ -128,18 +152,32 @@ class Searcher:
                 D[short], I[short] = exact_search(self.matrix, xq[short], k, restrict=restrict)
         return D, I
 
-    def search_with(self, xq, k, restrict, params):
-        """search() with the given parameters and filter, whatever was measured (for tuning)."""
+    def _search_filtered(self, xq, k, rows):
+        params = self.params_for_share(len(rows) / max(self.ntotal, 1))
+        if params is None or len(rows) <= k:
+            return search_rows(self.matrix, xq, k, rows)
+        D, I = self.search_with(xq, k, None, params, rows=rows)
+        short = (I < 0).any(axis=1)
+        if short.any():  # the filter left too few: answer those exactly
+            D[short], I[short] = search_rows(self.matrix, xq[short], k, rows)
+        return D, I
+
+    def search_with(self, xq, k, restrict, params, rows=None):
+        """search() with the given parameters and filter (the first `restrict` rows, or the
+        sorted ids `rows`), whatever was measured (for tuning)."""
         rerank = int(params.get("rerank", 1))
         fetch = min(self.ntotal, k * rerank)
         threads = threads_for(len(xq))
         if threads != self._threads:
             faiss.omp_set_num_threads(threads)
             self._threads = threads
-        key = (restrict, tuple(sorted((n, v) for n, v in params.items() if n != "restricted")))
-        if key not in self._parameters:
-            self._parameters[key] = self._search_parameters(restrict, params)
-        parameters, _selector_kept_alive = self._parameters[key]
+        if rows is not None:
+            parameters, _selector_kept_alive = self._search_parameters(None, params, rows)
+        else:
+            key = (restrict, tuple(sorted((n, v) for n, v in params.items() if n not in ("restricted", "filtered"))))
+            if key not in self._parameters:
+                self._parameters[key] = self._search_parameters(restrict, params)
+            parameters, _selector_kept_alive = self._parameters[key]
         D, I = self.index.search(xq, fetch, params=parameters)
         if rerank > 1:
             D, I = exact_rerank(self.matrix, xq, I, k)
@@ -147,9 +185,16 @@ class Searcher:
             D, I = _pad(D, I, k)
         return D[:, :k], I[:, :k]
 
-    def _search_parameters(self, restrict, params):
+    def _search_parameters(self, restrict, params, rows=None):
         """(FAISS search parameters, the selector they point to, which must outlive them)."""
-        selector = faiss.IDSelectorRange(0, restrict) if restrict is not None else None
+        selector = None
+        if rows is not None:
+            mask = np.zeros(self.ntotal, dtype=bool)
+            mask[rows] = True
+            bits = np.packbits(mask, bitorder="little")  # FAISS reads bit i of byte i >> 3
+            selector = (faiss.IDSelectorBitmap(self.ntotal, faiss.swig_ptr(bits)), bits)  # it points into bits
+        elif restrict is not None:
+            selector = faiss.IDSelectorRange(0, restrict)
         if self._hnsw is not None:
             parameters = faiss.SearchParametersHNSW()
             parameters.efSearch = int(params.get("efSearch", 16))
@@ -158,7 +203,9 @@ class Searcher:
             parameters.nprobe = int(params.get("nprobe", 1))
         else:
             parameters = faiss.SearchParameters()
-        if selector is not None:
+        if isinstance(selector, tuple):
+            parameters.sel = selector[0]
+        elif selector is not None:
             parameters.sel = selector
         return parameters, selector
 

@@ -148,10 +148,11 @@ def test_a_sentence_store_is_searched_from_the_page(browser, tmp_path):
 
     from simdex.cli import cli
 
-    texts = tmp_path / "texts.txt"
-    texts.write_text("a gripping thriller with a twist\na dull and lifeless comedy\nthe soup was cold\n")
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,source\na gripping thriller with a twist,rt\na dull and lifeless comedy,imdb\n"
+                     "the soup was cold,menu\na tense thriller at sea,imdb\n")
     store = tmp_path / "sentences"
-    assert CliRunner().invoke(cli, ["encode", str(texts), "--store", str(store)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["encode", str(texts), "--fields", "source", "--store", str(store)]).exit_code == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -165,9 +166,34 @@ def test_a_sentence_store_is_searched_from_the_page(browser, tmp_path):
         wait_for(browser, lambda: "sentences" in browser.find_element(By.ID, "served").text)
         browser.find_element(By.ID, "q").send_keys("an exciting suspense film")
         browser.find_element(By.CSS_SELECTOR, "#query-form button").click()
-        wait_for(browser, lambda: len(neighbour_words(browser)) == 3)
+        wait_for(browser, lambda: len(neighbour_words(browser)) == 4)
         assert neighbour_words(browser)[0] == "a gripping thriller with a twist"
         assert not browser.find_element(By.ID, "map").is_displayed()
+        # the field chooser starts a filter; the mode and the filter go into the URL
+        from selenium.webdriver.support.ui import Select
+
+        Select(browser.find_element(By.ID, "field")).select_by_value("source")
+        where = browser.find_element(By.ID, "where")
+        assert where.get_attribute("value") == "source = ''"
+        where.send_keys("\b" + "imdb'")  # inside the quotes
+        Select(browser.find_element(By.ID, "mode")).select_by_value("hybrid")
+        wait_for(browser, lambda: "mode=hybrid" in browser.current_url)
+        query = browser.find_element(By.ID, "q")
+        query.clear()
+        query.send_keys("thriller at sea")
+        browser.find_element(By.CSS_SELECTOR, "#query-form button").click()
+        wait_for(browser, lambda: "thriller" in browser.current_url and len(neighbour_words(browser)) == 2)
+        assert neighbour_words(browser) == ["a tense thriller at sea", "a dull and lifeless comedy"]
+        assert "where=source" in browser.current_url
+        tags = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#neighbors li .fields")]
+        assert tags == ["source: imdb", "source: imdb"]
+        assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#neighbors li .lists")] == \
+            ["vector + keyword", "vector"]  # found by its words too
+        shared = browser.current_url
+        browser.get("about:blank")
+        browser.get(shared)  # the shared URL shows the same filtered answers
+        wait_for(browser, lambda: neighbour_words(browser) == ["a tense thriller at sea", "a dull and lifeless comedy"])
+        assert browser.find_element(By.ID, "where").get_attribute("value") == "source = 'imdb'"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -116,3 +116,33 @@ def test_a_request_over_the_limit_is_one_error_line_and_switches_nothing(server,
     remote.close()
     one_error_line(run("neighbors", "king", "--store", address), address)
 
+
+
+def test_fields_and_filters_on_the_server_answer_as_the_local_store(server, tmp_path, monkeypatch):
+    from simdex.engine import packaged
+
+    texts, labels = packaged.reviews("rotten_tomatoes")
+    path = tmp_path / "rt.csv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("text,label,half\n")
+        for i in range(400):
+            text = texts[i].strip().replace('"', "'")
+            f.write(f'"{text}",{labels[i]},{"" if i % 5 == 0 else i % 2}\n')
+    store = tmp_path / "sentences"
+    encoded = run("encode", str(path), "--fields", "label,half", "--max-length", "48", "--store", str(store))
+    assert encoded.exit_code == 0, encoded.output
+    address = f"milvus://{server}/sentences"
+    pushed = run("push", "--to", address, "--store", str(store), "--json", request_mb="0.5")
+    assert pushed.exit_code == 0, pushed.output
+
+    monkeypatch.setenv("SIMDEX_MILVUS_TOKEN", TOKEN)
+    remote, local = Store.open(address), Store.open(store)
+    assert remote.fields() == local.fields() == {"label": "integer", "half": "integer"}
+    queries = ["a gripping thriller", "dull and lifeless", "a warm comedy"]
+    for where in ("label = 1", "half IS NULL", "NOT (half = 1)", "label = 0 AND half IN (0, 1)",
+                  "label = 1 OR half IS NOT NULL", "NOT (label = 1 OR half = 0)"):
+        truth = [[(h.text, h.fields) for h in hits] for hits in local.hits(queries, k=10, where=where, exact=True)]
+        for exact in (True, False):
+            found = remote.hits(queries, k=10, where=where, exact=exact)
+            assert [[(h.text, h.fields) for h in hits] for hits in found] == truth, where
+    remote.close()

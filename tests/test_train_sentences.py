@@ -52,7 +52,8 @@ def quick(**overrides):
 
 def test_the_encoder_is_fine_tuned_kept_re_encoded_and_searched_with(tmp_path, reviews):
     texts, labels, csv, lines = reviews
-    store = fresh_store(tmp_path, lines)
+    store = Store.create(tmp_path / "sentences")
+    encode_input(store, str(csv), fields="label")  # the texts keep their labels, to filter on
     from simdex.indexes import build_index
 
     build_index(store, kind="flat")
@@ -82,6 +83,10 @@ def test_the_encoder_is_fine_tuned_kept_re_encoded_and_searched_with(tmp_path, r
     # search encodes queries with the fine-tuned encoder
     np.testing.assert_allclose(store.encode([texts[7]])[0], after[7], atol=1e-5)
     assert store.search(texts[7], k=1)[0][0] == texts[7]
+    # the new version keeps the texts' fields
+    assert store.fields() == {"label": "integer"}
+    hits = store.hits([texts[7]], k=10, where=f"label = {1 - labels[7]}")[0]
+    assert len(hits) == 10 and all(hit.fields["label"] == 1 - labels[7] for hit in hits)
 
     report = result.report
     assert set(report["label_agreement_at_10"]) == {"before", "after"}

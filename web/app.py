@@ -44,14 +44,16 @@ def store_of(request: Request) -> Store:
 
 
 async def info(request):
-    return {**store_of(request).info(), "served": store_of(request).location}
+    store = store_of(request)
+    return {**store.info(), "served": store.location, "fields": store.fields()}
 
 
 async def neighbors(request):
     q, k = text(request, "q"), count(request, "k", 10)
     store = store_of(request)
     oov = oov_fields(store, q) if store.version.kind == "words" else {}
-    return [{**record, **oov} for record in ranked(q, store.neighbors(q, k=k), "word")]
+    answers = store.neighbors(q, k=k, where=optional(request, "where"))
+    return [{**record, **oov} for record in ranked(q, answers, "word")]
 
 
 async def analogy(request):
@@ -83,8 +85,13 @@ async def suggest(request):
 
 
 async def search(request):
-    q = text(request, "q")
-    return ranked(q, store_of(request).search(q, k=count(request, "k", 10)), "text")
+    """The CLI's `search`: ?q=&k=&mode=vector|keyword|hybrid&where=&vector_weight=&keyword_weight=&rrf_k="""
+    q, k = text(request, "q"), count(request, "k", 10)
+    options = {name: number(request, name) for name in ("vector_weight", "keyword_weight", "rrf_k")
+               if request.query_params.get(name)}
+    hits = store_of(request).hits([q], k=k, where=optional(request, "where"),
+                                  mode=request.query_params.get("mode") or "vector", **options)[0]
+    return [hit.record(q, rank) for rank, hit in enumerate(hits, 1)]
 
 
 async def map_(request):
@@ -143,6 +150,21 @@ def text(request, name: str) -> str:
     if len(value) > MAX_QUERY:
         raise BadParameter(f"parameter {name!r} is longer than {MAX_QUERY} characters")
     return value
+
+
+def optional(request, name: str) -> str | None:
+    value = request.query_params.get(name, "").strip()
+    if len(value) > MAX_QUERY:
+        raise BadParameter(f"parameter {name!r} is longer than {MAX_QUERY} characters")
+    return value or None
+
+
+def number(request, name: str) -> float:
+    raw = request.query_params.get(name)
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be a number, got {raw!r}") from None
 
 
 def count(request, name: str, default: int, cap: int = MAX_K) -> int:

@@ -55,6 +55,8 @@ CLASSIFIERS_DIR = "classifiers"
 TRAIN_DIR = "train"
 _VERSION_COLUMNS = "version, kind, count, dim, source, sha256, format, parent, created, config, metrics"
 _INDEX_COLUMNS = ("id", "version", "kind", "factory", "path", "params", "recall_at_10", "seconds", "bytes", "created")
+_TEXT_ROWIDS = 1 << 32  # the full-text index's rowid: segment * 2^32 + row
+_SQL_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL"}
 
 
 @dataclass(frozen=True)
@@ -399,6 +401,9 @@ class LocalStore(Store):
             for (segment,) in stale:
                 files += [row[0] for row in conn.execute("SELECT file FROM segments WHERE id = ?", (segment,))]
                 conn.execute("DELETE FROM staged WHERE segment = ?", (segment,))
+                conn.execute(f"INSERT INTO texts(texts, rowid, text) SELECT 'delete', {int(segment)} * "
+                             f"{_TEXT_ROWIDS} + row, key FROM vocab WHERE segment = ?", (segment,))
+                conn.execute("DELETE FROM fields WHERE segment = ?", (segment,))
                 conn.execute("DELETE FROM vocab WHERE segment = ?", (segment,))
                 conn.execute(f"DROP INDEX IF EXISTS vocab_hash_s{int(segment)}")
                 conn.execute(f"DROP INDEX IF EXISTS vocab_id_s{int(segment)}")
@@ -591,6 +596,82 @@ class LocalStore(Store):
         else:
             self.conn.execute(f"CREATE INDEX vocab_hash_s{segment} ON vocab(hash) WHERE segment = {segment}")
             self.conn.execute(f"CREATE INDEX vocab_id_s{segment} ON vocab(external_id) WHERE segment = {segment}")
+            # the segment's texts join the full-text index (rowid: segment * 2^32 + row)
+            self.conn.execute(f"INSERT INTO texts(rowid, text) SELECT {segment} * {_TEXT_ROWIDS} + row, key "
+                              f"FROM vocab WHERE segment = {segment}")
+
+    # -- fields kept with the texts, and the full-text index --------------------------------------------
+
+    def field_columns(self) -> dict[str, str]:
+        """{field: SQLite type} of the columns the store's fields table has."""
+        return {name[2:]: kind for _, name, kind, *_ in self.conn.execute("PRAGMA table_info(fields)")
+                if name.startswith("f_")}
+
+    def add_fields(self, segment: int, first_row: int, kinds: dict[str, str], values: list[dict]) -> None:
+        """The fields of a segment's texts (`values`: a dict per row, in row order); a field new
+        to the store gets its column."""
+        known = self.field_columns()
+        for name, kind in kinds.items():
+            if name not in known:
+                self.conn.execute(f'ALTER TABLE fields ADD COLUMN "f_{name}" {_SQL_TYPES[kind]}')
+        names = list(kinds)
+        rows = [(int(segment), first_row + i, *(record.get(name) for name in names)) for i, record in
+                enumerate(values)]
+        columns = ", ".join(["segment", "row", *(f'"f_{name}"' for name in names)])
+        self.conn.executemany(f"INSERT INTO fields ({columns}) VALUES ({', '.join('?' * (2 + len(names)))})", rows)
+
+    def rows_where(self, where) -> np.ndarray:
+        """The version's row ids whose fields pass a parsed `--where` filter, in order."""
+        clause, params = where.sql()
+        found = []
+        for segment in self.segments():
+            found.append(segment.start + np.fromiter(
+                (row for (row,) in self.conn.execute(
+                    f"SELECT row FROM fields WHERE segment = {int(segment.keys)} AND {clause} ORDER BY row", params)),
+                dtype=np.int64))
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+    def field_values(self, rows, names) -> list[dict]:
+        """The fields of the given rows of the version, in the given order."""
+        if not names:
+            return [{} for _ in rows]
+        segments = self.segments()
+        starts = [s.start for s in segments]
+        columns = ", ".join(f'"f_{name}"' for name in names)
+        wanted: dict[int, list[int]] = {}  # segment index -> rows within it
+        rows = [int(i) for i in rows]
+        for i in rows:
+            at = bisect.bisect_right(starts, i) - 1
+            wanted.setdefault(at, []).append(i - starts[at])
+        found = {}
+        for at, inside in wanted.items():
+            segment = segments[at]
+            for first in range(0, len(inside), 500):  # one query per 500 rows
+                part = inside[first:first + 500]
+                marks = ", ".join("?" * len(part))
+                for row, *values in self.conn.execute(
+                        f"SELECT row, {columns} FROM fields WHERE segment = ? AND row IN ({marks})",
+                        (segment.keys, *part)):
+                    found[segment.start + row] = dict(zip(names, values))
+        empty = dict.fromkeys(names)
+        return [dict(found.get(i, empty)) for i in rows]
+
+    def keyword_rows(self, match: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, BM25 scores, higher is better) of the version's texts matching an FTS5 query,
+        best first: the full-text index read over the rowid ranges of the version's segments."""
+        ranges = " OR ".join(f"(rowid BETWEEN {int(s.keys) * _TEXT_ROWIDS} AND "
+                             f"{int(s.keys) * _TEXT_ROWIDS + s.count - 1})" for s in self.segments())
+        found = self.conn.execute(f"SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND ({ranges}) "
+                                  f"ORDER BY rank LIMIT {int(limit)}", (match,)).fetchall()
+        starts = {int(s.keys): s.start for s in self.segments()}
+        rows = np.array([starts[rowid // _TEXT_ROWIDS] + rowid % _TEXT_ROWIDS for rowid, _ in found], dtype=np.int64)
+        return rows, -np.array([score for _, score in found], dtype=np.float32)
+
+    def term_documents(self, terms: list[str]) -> dict[str, int]:
+        """How many stored texts hold each term (of every version: the index's own counts)."""
+        found = dict(self.conn.execute(f"SELECT term, doc FROM texts_terms WHERE term IN "
+                                       f"({', '.join('?' * len(terms))})", terms).fetchall()) if terms else {}
+        return {term: found.get(term, 0) for term in terms}
 
     def add_version(self, number: int, *, kind: str, count: int, dim: int, fields: dict,
                     segments: list[tuple[int, int]], metrics: dict, make_current: bool) -> None:

@@ -144,7 +144,28 @@ def m004_staged_segments(db):
     )
 
 
-ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments, m004_staged_segments]
+def m005_fields_and_text_index(db):
+    # The fields a sentence store keeps with each text (`encode --fields source,label`): a row per
+    # text of a keys segment, a column f_NAME per field, added when the store first keeps it.
+    db.execute(
+        """
+        CREATE TABLE fields (
+            segment INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            PRIMARY KEY (segment, row)
+        ) WITHOUT ROWID
+        """
+    )
+    # A full-text index of the stored texts (FTS5, ranked by BM25), contentless (the texts are in
+    # vocab): rowid = segment * 2^32 + row, so a version reads the rowid ranges of its segments.
+    db.execute("CREATE VIRTUAL TABLE texts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2')")
+    db.execute("CREATE VIRTUAL TABLE texts_terms USING fts5vocab(texts, 'row')")
+    db.execute("INSERT INTO texts(rowid, text) SELECT segment * 4294967296 + row, key FROM vocab "
+               "WHERE hash IS NOT NULL")
+
+
+ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments, m004_staged_segments,
+       m005_fields_and_text_index]
 
 
 def up_to_date(conn: sqlite3.Connection) -> bool:

@@ -35,6 +35,8 @@ from ..errors import BadOption, MilvusFault, SimdexError, StoreNotFound, Unknown
 from ..store import Store, Version
 
 TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
+FIELD_COLUMN = "f_{}"  # a text's field, as a scalar field of a version's collection
+MISSING_COLUMN = "m_{}"  # true where the text had no value for the field
 REQUEST_VARIABLE = "SIMDEX_MILVUS_REQUEST_MB"   # bytes per request, for servers set below the 64 MB default
 QUERY_ROWS = 16_384         # rows per query / iterator batch (Milvus caps a query's limit)
 EXACT_HEAD = 50_000         # --restrict N up to this: exact search over the first N rows
@@ -322,11 +324,40 @@ class MilvusStore(Store):
             self._searcher = MilvusSearcher(self, self.version.config.get("index", {}).get("ef", 64))
         return self._searcher
 
-    def search_vectors(self, xq, k, *, restrict=None, exact=False, exclude=None):
+    def search_vectors(self, xq, k, *, restrict=None, exact=False, exclude=None, subset=None):
+        query.check_k(k)
+        if subset is not None and (exact or len(subset.rows) <= EXACT_HEAD):
+            # a filter keeping few rows: those rows, read and searched exactly (Milvus's filtered
+            # HNSW search misses answers when its filter keeps few rows)
+            return query.search_rows(self.vectors(), xq, k, subset.rows, exclude=exclude)
         if exact:
-            query.check_k(k)
             return query.search(self.matrix(), xq, k, restrict=restrict, exclude=exclude)
-        return super().search_vectors(xq, k, restrict=restrict, exclude=exclude)
+        extra = 0 if exclude is None else max((len(ids) for ids in exclude), default=0)
+        expression = None if subset is None else subset.where.milvus(FIELD_COLUMN.format, MISSING_COLUMN.format)
+        D, I = self.searcher().search(xq, k + extra, restrict=restrict, expression=expression)
+        return (D, I) if exclude is None else query.drop_excluded(D, I, exclude, k)
+
+    def rows_where(self, where) -> np.ndarray:
+        """The rows whose fields pass the filter: Milvus evaluates its own expression of it."""
+        iterator = self.call(self.client.query_iterator, self.data_collection, batch_size=QUERY_ROWS,
+                             filter=where.milvus(FIELD_COLUMN.format, MISSING_COLUMN.format), output_fields=["row"])
+        rows = []
+        while True:
+            batch = self.call(iterator.next)
+            if not batch:
+                break
+            rows += [record["row"] for record in batch]
+        iterator.close()
+        return np.sort(np.array(rows, dtype=np.int64))
+
+    def field_values(self, rows, names) -> list[dict]:
+        if not names or not len(rows):
+            return [{} for _ in rows]
+        columns = [FIELD_COLUMN.format(name) for name in names] + [MISSING_COLUMN.format(name) for name in names]
+        found = {record["row"]: record for record in self.call(
+            self.client.query, self.data_collection, ids=[int(r) for r in rows], output_fields=["row", *columns])}
+        return [{name: None if found.get(int(r), {}).get(MISSING_COLUMN.format(name), True) else
+                 found[int(r)][FIELD_COLUMN.format(name)] for name in names} for r in rows]
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -374,17 +405,19 @@ class MilvusSearcher:
 
         return Searcher.analogies(self, abc_ids, k, method=method, restrict=restrict)
 
-    def search(self, xq: np.ndarray, k: int, restrict: int | None = None):
+    def search(self, xq: np.ndarray, k: int, restrict: int | None = None, expression: str | None = None):
         """(D, I) for all queries in one request; -1 / -inf where fewer than k rows qualify.
         A restriction to the first N <= EXACT_HEAD rows is searched exactly over those rows (read
-        once): a filtered HNSW search misses answers when the filter keeps few rows."""
-        if restrict and restrict < self.store.version.count and restrict <= EXACT_HEAD:
+        once): a filtered HNSW search misses answers when the filter keeps few rows. `expression`:
+        a Milvus filter on the rows' fields (a `--where`), which Milvus applies."""
+        if restrict and restrict < self.store.version.count and restrict <= EXACT_HEAD and not expression:
             return query.search(self.store.head(restrict), np.asarray(xq, dtype=np.float32), k)
         nq = len(xq)
         D = np.full((nq, k), -np.inf, dtype=np.float32)
         I = np.full((nq, k), -1, dtype=np.int64)
         params = {"metric_type": "IP", "params": {"ef": max(self.ef, k)}}
-        expression = f"row < {int(restrict)}" if restrict and restrict < self.store.version.count else ""
+        filters = [f"row < {int(restrict)}"] if restrict and restrict < self.store.version.count else []
+        expression = " and ".join(filters + ([expression] if expression else []))
         step = max(1, min(1024, request_bytes() // (4 * xq.shape[1] + 64)))
         for start in range(0, nq, step):
             part = np.asarray(xq[start:start + step], dtype=np.float32)

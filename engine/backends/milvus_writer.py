@@ -14,6 +14,7 @@ import numpy as np
 from .. import query
 from ..errors import MilvusFault
 from ..store import Version, VersionWriter
+from .milvus import FIELD_COLUMN, MISSING_COLUMN
 
 HNSW = {"M": 16, "efConstruction": 200}
 EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
@@ -42,13 +43,21 @@ class MilvusWriter(VersionWriter):
         schema.add_field("rank", DataType.INT64)
         schema.add_field("external_id", DataType.VARCHAR, max_length=1024)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        # a sentence version's fields: a scalar field each, and a flag for a text without a value
+        self.kinds = dict((fields.get("config") or {}).get("fields") or {})
+        for name, kind in self.kinds.items():
+            column_type = {"text": DataType.VARCHAR, "integer": DataType.INT64, "real": DataType.DOUBLE}[kind]
+            extra = {"max_length": 65_535} if kind == "text" else {}
+            schema.add_field(FIELD_COLUMN.format(name), column_type, **extra)
+            schema.add_field(MISSING_COLUMN.format(name), DataType.BOOL)
         store.call(client.create_collection, self.name, schema=schema)
 
     @property
     def count(self) -> int:
         return self._count
 
-    def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None) -> None:
+    def append(self, unit_rows: np.ndarray, keys, norms, ranks, hashes=None, external_ids=None,
+               fields=None) -> None:
         unit_rows = np.asarray(unit_rows, dtype=np.float32)
         per_row = self.dim * 4 + 64 + max((len(k.encode("utf-8")) for k in keys), default=0)
         step = max(1, self.store.request_bytes() // per_row)
@@ -58,9 +67,21 @@ class MilvusWriter(VersionWriter):
             records = [{"row": first + i, "key": keys[i], "norm": float(norms[i]), "rank": int(ranks[i]),
                         "external_id": "" if external_ids is None or external_ids[i] is None else
                         str(external_ids[i]), "vector": unit_rows[i].tolist()} for i in range(start, end)]
+            if self.kinds:
+                for i, record in zip(range(start, end), records):
+                    record.update(self._field_values(None if fields is None else fields[i]))
             self.store.call(self.store.client.insert, self.name, records)
             self._count += end - start
         self._sample.append(unit_rows)  # the exact answers the index is tuned against
+
+    def _field_values(self, values: dict | None) -> dict:
+        out = {}
+        for name, kind in self.kinds.items():
+            value = None if values is None else values.get(name)
+            out[MISSING_COLUMN.format(name)] = value is None
+            out[FIELD_COLUMN.format(name)] = ({"text": "", "integer": 0, "real": 0.0}[kind] if value is None else
+                                              {"text": str, "integer": int, "real": float}[kind](value))
+        return out
 
     def commit(self, metrics: dict | None = None, make_current: bool = True) -> Version:
         store, client = self.store, self.store.client

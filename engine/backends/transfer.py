@@ -67,6 +67,8 @@ def copy_version(source: Store, destination: Store, progress: Progress = SILENT,
                 if sentences:
                     extra = {"hashes": [text_hash(text) for text in part],
                              "external_ids": source.external_ids(list(range(start, end)))}
+                    if source.fields():
+                        extra["fields"] = source.field_values(range(start, end), list(source.fields()))
                 writer.append(rows, part, norms[start:end], ranks[start:end], **extra)
                 task.update(end)
         written = writer.commit(metrics=version.metrics)

@@ -97,9 +97,11 @@ class LocalVersionWriter(VersionWriter):
         self._guard(segment.matrix.append, unit_rows)
         self._open = None
 
-    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None) -> None:
+    def append(self, unit_rows: np.ndarray, keys: list[str], norms, ranks, hashes=None, external_ids=None,
+               fields=None) -> None:
         """Add rows (already unit length) with their keys, original norms and source ranks
-        (and, for sentences, content hashes and external ids) to the version's new segment."""
+        (and, for sentences, content hashes, external ids and the fields the version's config
+        declares, a dict per row) to the version's new segment."""
         m = len(keys)
         if unit_rows.shape[0] != m or len(norms) != m or len(ranks) != m:
             raise ValueError("rows, keys, norms and ranks must have the same length")
@@ -109,6 +111,9 @@ class LocalVersionWriter(VersionWriter):
         first = segment.count
         self._guard(segment.matrix.append, unit_rows)
         self._guard(self.store.add_vocab, segment.number, first, keys, norms, ranks, hashes, external_ids)
+        kinds = (self.fields.get("config") or {}).get("fields")
+        if kinds and fields is not None:
+            self._guard(self.store.add_fields, segment.number, first, kinds, fields)
 
     def _start(self, keys) -> _NewSegment:
         number = self.store.next_number("segments") + len(self._new)
@@ -174,7 +179,7 @@ class LocalVersionWriter(VersionWriter):
 
 
 def stage_segment(store, job: str, *, kind: str, unit_rows: np.ndarray, keys, norms, ranks, hashes=None,
-                  external_ids=None):
+                  external_ids=None, fields=None):
     """Commit rows as a segment of their own, not yet in any version, staged for `job`: a long
     encode keeps what it has done, and a rerun after an interruption resumes from it."""
     directory = store.vectors_directory()
@@ -187,6 +192,8 @@ def stage_segment(store, job: str, *, kind: str, unit_rows: np.ndarray, keys, no
             segment.matrix.close()
             store.add_segment(number, segment.relative, segment.count, unit_rows.shape[1], number)
             store.add_vocab(number, 0, keys, norms, ranks, hashes, external_ids)
+            if fields is not None:  # (kinds, a dict of values per row)
+                store.add_fields(number, 0, *fields)
             store.index_vocab(number, kind)
             store.stage(number, job)
             os.replace(segment.tmp, segment.final)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..backends.local import LocalStore, text_hash
 from ..backends.writer import stage_segment
-from ..errors import BadOption, WrongKind, check_positive
+from ..errors import BadInput, BadOption, WrongKind, check_positive
 from ..progress import SILENT, Progress
 from .texts import TextReport, read_texts
 
@@ -55,15 +55,17 @@ class EncodeResult:
 
 def encode_input(store, path: str, *, model: str | None = None, pooling: str | None = None,
                  max_length: int | None = None, quantize: str | None = None, device: str | None = None,
-                 column: str | None = None, id_column: str | None = None, batch_size: int | None = None,
-                 progress: Progress = SILENT, stdin=None, stage_rows: int = STAGE_ROWS) -> EncodeResult:
-    """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store."""
+                 column: str | None = None, id_column: str | None = None, fields=None,
+                 batch_size: int | None = None, progress: Progress = SILENT, stdin=None,
+                 stage_rows: int = STAGE_ROWS) -> EncodeResult:
+    """Encode the texts of `path` (`-`: stdin) into a new version of a sentence store; `fields`
+    ("source,label,year:int", or a list) names the input's columns to keep with each text."""
     check_positive("--max-length", max_length)
     check_positive("--batch-size", batch_size)
     if not isinstance(store, LocalStore):
         return _encode_through_local(store, path, model=model, pooling=pooling, max_length=max_length,
                                      quantize=quantize, device=device, column=column, id_column=id_column,
-                                     batch_size=batch_size, progress=progress, stdin=stdin)
+                                     fields=fields, batch_size=batch_size, progress=progress, stdin=stdin)
     parent = store.version if store.versions() else None
     if parent is not None and parent.kind != "sentences":
         raise WrongKind(f"{store.location}: this store holds words; encode sentences into a store of their own "
@@ -75,18 +77,22 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
     load_seconds = time.perf_counter() - loaded
     started = time.perf_counter()
     report = TextReport()
-    records = read_texts(path, column=column, id_column=id_column, report=report, stdin=stdin)
+    declared = declared_fields(fields, parent)
+    records = read_texts(path, column=column, id_column=id_column, report=report, stdin=stdin, fields=list(declared))
     windows = _windows(records, min(WINDOW, stage_rows))
     first_window = next(windows, [])
+    kinds = {name: kind or infer_kind([record[3][name] for record in first_window])
+             for name, kind in declared.items()}
     if encoder.quantize == "int8" and encoder.runtime is None:
         # a new int8 store: its model is quantised for its first texts (model preparation, so
         # timed as loading)
         calibrating = time.perf_counter()
-        encoder.calibrate([text for _, text, _ in first_window], store.models_directory())
+        encoder.calibrate([record[1] for record in first_window], store.models_directory())
         settings = encoder.settings()
         load_seconds += time.perf_counter() - calibrating
         started += time.perf_counter() - calibrating
-    job = hashlib.sha256(json.dumps([settings, parent and parent.version], sort_keys=True).encode()).hexdigest()[:16]
+    job = hashlib.sha256(json.dumps([settings, parent and parent.version, kinds],
+                                    sort_keys=True).encode()).hexdigest()[:16]
     store.drop_staged(keep_job=job)
     staged = [segment.id for segment in store.staged_segments(job)]
     resumed = sum(segment.count for segment in store.staged_segments(job))
@@ -100,6 +106,9 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
         for window in itertools.chain([first_window] if first_window else [], windows):
             done_lines = window[-1][0]
             fresh = _new_texts(store, window, parent_segments, store.staged_segments(job), counts)
+            if fresh and kinds:
+                fresh = [(number, text, external_id, typed(path, number, values, kinds), digest)
+                         for number, text, external_id, values, digest in fresh]
             if fresh:
                 texts = [record[1] for record in fresh]
                 ids, truncated = encoder.tokenize(texts)
@@ -108,16 +117,17 @@ def encode_input(store, path: str, *, model: str | None = None, pooling: str | N
                 counts["added"] += len(fresh)
                 pending.add(unit, norms, fresh)
                 if len(pending) >= stage_rows:
-                    staged.append(pending.stage(store, job))
+                    staged.append(pending.stage(store, job, kinds))
             task.update(done_lines, texts=counts["added"])
     if len(pending):
-        staged.append(pending.stage(store, job))
+        staged.append(pending.stage(store, job, kinds))
     version = parent.version if parent else None
     count = parent.count if parent else 0
     if staged:
         source = "stdin" if path == "-" else str(Path(path).resolve())
         with store.new_version(kind="sentences", dim=encoder.dim, source=source, format="sentences",
-                               parent=parent and parent.version, config=settings) as writer:
+                               parent=parent and parent.version,
+                               config={**settings, **({"fields": kinds} if kinds else {})}) as writer:
             writer.reuse(parent_segments + store.staged_segments(job))
             made = writer.commit(metrics={"added": counts["added"] + resumed, "resumed": resumed,
                                           "duplicates": counts["duplicates"], "skipped": report.skipped_empty,
@@ -174,6 +184,71 @@ def _encoder_for(store, parent, model, pooling, max_length, quantize, device):
     return Encoder.for_settings(recorded, device=device, store=store)
 
 
+FIELD_KINDS = {"int": "integer", "integer": "integer", "float": "real", "real": "real", "text": "text",
+               "str": "text"}
+
+
+def declared_fields(fields, parent) -> dict[str, str | None]:
+    """{name: kind, or None to infer it} from --fields ("source,label,year:int" or a list); a
+    store that keeps fields keeps the same ones in every later encode."""
+    from .where import FIELD_NAME
+
+    if isinstance(fields, str):
+        fields = [part.strip() for part in fields.split(",") if part.strip()]
+    declared = {}
+    for spec in fields or []:
+        name, _, kind = spec.partition(":")
+        if not FIELD_NAME.fullmatch(name):
+            raise BadOption(f"--fields: {name!r} is not a field name (letters, digits and _)")
+        if kind and kind not in FIELD_KINDS:
+            raise BadOption(f"--fields: {spec!r}: the type is int, float or text")
+        declared[name] = FIELD_KINDS.get(kind)
+    kept = (parent.config.get("fields") or {}) if parent else {}
+    if kept:
+        if declared and (set(declared) != set(kept) or any(k and k != kept[n] for n, k in declared.items())):
+            raise BadOption(f"this store keeps the fields {', '.join(f'{n}:{k}' for n, k in kept.items())}; encode "
+                            f"with the same --fields (or none: they are read from the input)")
+        return dict(kept)
+    return declared
+
+
+def infer_kind(values) -> str:
+    """integer, real or text: what every non-empty value of a field's first rows reads as."""
+    present = [v for v in values if v is not None and v != ""]
+    for kind, convert in (("integer", int), ("real", float)):
+        try:
+            for value in present:
+                if isinstance(value, bool) or (kind == "integer" and isinstance(value, float)):
+                    raise ValueError
+                convert(value)
+            return kind if present else "text"
+        except (TypeError, ValueError):
+            continue
+    return "text"
+
+
+def typed(path, line: int, values: dict, kinds: dict) -> dict:
+    """A record's field values as their kinds (an empty value: NULL); BadInput names the line."""
+    out = {}
+    for name, kind in kinds.items():
+        value = values.get(name)
+        if value is None or value == "":
+            out[name] = None
+            continue
+        try:
+            if kind == "integer":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                out[name] = int(value)
+            else:
+                out[name] = float(value) if kind == "real" else str(value)
+        except (TypeError, ValueError):
+            wanted = "an integer" if kind == "integer" else "a number"
+            raise BadInput(path, f"field {name!r}: {value!r} is not {wanted} (declare it text: --fields "
+                                 f"{name}:text)", line=line) from None
+    return out
+
+
 def _windows(records, size):
     window = []
     for record in records:
@@ -188,7 +263,7 @@ def _windows(records, size):
 def _new_texts(store, window, stored_segments, staged_segments, counts) -> list[tuple]:
     """The records of `window` whose text is neither stored, nor staged by an interrupted run
     (done already), nor seen before in this input."""
-    hashes = [text_hash(text) for _, text, _ in window]
+    hashes = [text_hash(record[1]) for record in window]
     stored = store.rows_with_hashes(hashes, stored_segments) if stored_segments else {}
     staged = store.rows_with_hashes(hashes, staged_segments) if staged_segments else {}
     first = store.first_sightings(hashes)
@@ -202,7 +277,7 @@ def _new_texts(store, window, stored_segments, staged_segments, counts) -> list[
 
 
 class _Pending:
-    """New rows waiting to be staged: vectors, norms, texts, line numbers, hashes, ids."""
+    """New rows waiting to be staged: vectors, norms, and records (line, text, id, fields, hash)."""
 
     def __init__(self):
         self.unit, self.norms, self.records = [], [], []
@@ -215,11 +290,12 @@ class _Pending:
         self.norms.append(norms)
         self.records += records
 
-    def stage(self, store, job) -> int:
+    def stage(self, store, job, kinds: dict) -> int:
         number = stage_segment(store, job, kind="sentences", unit_rows=np.concatenate(self.unit),
                                norms=np.concatenate(self.norms), keys=[r[1] for r in self.records],
-                               ranks=[r[0] for r in self.records], hashes=[r[3] for r in self.records],
-                               external_ids=[r[2] for r in self.records])
+                               ranks=[r[0] for r in self.records], hashes=[r[4] for r in self.records],
+                               external_ids=[r[2] for r in self.records],
+                               fields=(kinds, [r[3] for r in self.records]) if kinds else None)
         self.unit, self.norms, self.records = [], [], []
         return number
 

@@ -39,26 +39,27 @@ def input_format(path: str) -> str:
 
 def read_texts(path: str, *, column: str | None = None, id_column: str | None = None, report: TextReport,
                stdin=None, keep_empty: bool = False, id_option: str = "--id-column",
-               column_option: str = "--column"):
-    """Iterate over (line number, text, external id) of `path` (`id_option`: what the id
-    column is called in messages; `keep_empty`: yield empty texts too)."""
+               column_option: str = "--column", fields=()):
+    """Iterate over (line number, text, external id, {field: raw value}) of `path` (`id_option`:
+    what the id column is called in messages; `keep_empty`: yield empty texts too; `fields`:
+    the other columns to keep with each text)."""
     fmt = input_format(path)
-    if fmt == "txt" and (column or id_column):
-        raise BadInput(path, "--column and --id-column are for .csv, .tsv and .jsonl inputs, not plain text")
+    if fmt == "txt" and (column or id_column or fields):
+        raise BadInput(path, "--column, --id-column and --fields are for .csv, .tsv and .jsonl inputs, not plain text")
     lines = _decoded_lines(path, stdin)
     if fmt == "txt":
-        records = ((number, line.rstrip("\r\n"), None) for number, line in lines)
+        records = ((number, line.rstrip("\r\n"), None, {}) for number, line in lines)
     elif fmt == "jsonl":
-        records = _jsonl(path, lines, column or DEFAULT_COLUMN, id_column, id_option, column_option)
+        records = _jsonl(path, lines, column or DEFAULT_COLUMN, id_column, id_option, column_option, fields)
     else:
         records = _delimited(path, lines, "," if fmt == "csv" else "\t", column, id_column, id_option,
-                             column_option)
-    for number, text, external_id in records:
+                             column_option, fields)
+    for number, text, external_id, values in records:
         text = text.strip()
         if not text and not keep_empty:
             report.skipped_empty += 1
             continue
-        yield number, text, external_id
+        yield number, text, external_id, values
 
 
 def _decoded_lines(path: str, stdin):
@@ -97,7 +98,7 @@ def _lines_of(raw, path):
         raise BadInput(path, f"truncated or corrupt gzip data ({e})") from None
 
 
-def _jsonl(path, lines, field, id_field, id_option, column_option):
+def _jsonl(path, lines, field, id_field, id_option, column_option, fields=()):
     for number, line in lines:
         if not line.strip():
             continue
@@ -115,10 +116,14 @@ def _jsonl(path, lines, field, id_field, id_option, column_option):
         text = record[field]
         if text is not None and not isinstance(text, str):
             raise BadInput(path, f"field {field!r} is not a string", line=number)
-        yield number, text or "", None if id_field is None else str(record[id_field])
+        missing = [name for name in fields if name not in record]
+        if missing:
+            raise BadInput(path, f"no field {missing[0]!r} for --fields", line=number)
+        yield (number, text or "", None if id_field is None else str(record[id_field]),
+               {name: record[name] for name in fields})
 
 
-def _delimited(path, lines, delimiter, column, id_column, id_option, column_option):
+def _delimited(path, lines, delimiter, column, id_column, id_option, column_option, fields=()):
     numbered = _Numbered(lines)
     reader = csv.reader(numbered, delimiter=delimiter)
     try:
@@ -134,7 +139,11 @@ def _delimited(path, lines, delimiter, column, id_column, id_option, column_opti
         raise BadInput(path, f"{what} (columns: {', '.join(header)}; pick one with {column_option})", line=1)
     if id_column is not None and id_column not in header:
         raise BadInput(path, f"no column {id_column!r} for {id_option} (columns: {', '.join(header)})", line=1)
+    missing = [name for name in fields if name not in header]
+    if missing:
+        raise BadInput(path, f"no column {missing[0]!r} for --fields (columns: {', '.join(header)})", line=1)
     at, id_at = header.index(wanted), None if id_column is None else header.index(id_column)
+    field_at = [(name, header.index(name)) for name in fields]
     while True:
         first = numbered.number + 1  # a quoted field may run over several lines
         try:
@@ -147,7 +156,7 @@ def _delimited(path, lines, delimiter, column, id_column, id_option, column_opti
             continue
         if len(row) != len(header):
             raise BadInput(path, f"{len(row)} fields where the header has {len(header)}", line=first)
-        yield first, row[at], None if id_at is None else row[id_at]
+        yield first, row[at], None if id_at is None else row[id_at], {name: row[i] for name, i in field_at}
 
 
 class _Numbered:

@@ -57,7 +57,7 @@ def read_labelled(path: str | None = None, *, dataset: str | None = None, text_c
         raise BadInput(path, "a labelled file is .csv, .tsv or .jsonl (with text and label columns)")
     texts, raw = [], []
     report = TextReport()
-    for number, text, label in read_texts(path, column=text_column, id_column=label_column, report=report,
+    for number, text, label, _ in read_texts(path, column=text_column, id_column=label_column, report=report,
                                           keep_empty=True, id_option="--label-column",
                                           column_option="--text-column"):
         if not text.strip():

@@ -207,6 +207,8 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
                       old.quantize if old.quantize != "int8" else "none", cfg.device)
     config = {**encoder.settings(), "trained": asdict(cfg), "data": source, "data_sha256": data_sha,
               "parent": parent.number}
+    if parent.config.get("fields"):
+        config["fields"] = parent.config["fields"]  # the texts keep their fields (the same rows)
     metrics = {"val_accuracy": fitted.accuracy, "val_f1": fitted.f1, "frozen_accuracy": frozen_accuracy,
                "epochs": fitted.epochs_run, "train_seconds": fitted.seconds}
     old_rows = store.matrix()  # the parent's, still readable after the new version is current

@@ -1,9 +1,11 @@
 // The explorer page: every panel calls one /api route and shows its JSON. The URL hash holds
-// the query (#q=frog&k=20) so a view can be shared and reloaded.
+// the query (#q=frog&k=20, and for a sentence store &mode=hybrid&where=...) so a view can be
+// shared and reloaded.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let points = [];
 let sentences = false;  // the store holds sentences: search texts, no map, no analogies
+let fields = {};  // {name: type} of the fields a sentence store keeps with its texts
 
 async function api(route, params) {
   const response = await fetch(`/api/${route}?` + new URLSearchParams(params));
@@ -26,6 +28,10 @@ function showError(target, error) {
 
 function go(q, k) {
   const params = new URLSearchParams({ q, k: k || $("k").value || 20 });
+  if (sentences) {
+    if ($("mode").value !== "vector") params.set("mode", $("mode").value);
+    if ($("where").value.trim()) params.set("where", $("where").value.trim());
+  }
   if (location.hash.slice(1) === params.toString()) render();
   else location.hash = params.toString();
 }
@@ -37,12 +43,17 @@ async function render() {
   $("q").value = q;
   if (params.get("k")) $("k").value = params.get("k");
   const k = $("k").value;
+  const mode = params.get("mode") || "vector", where = params.get("where") || "";
+  $("mode").value = mode;
+  $("where").value = where;
   $("message").hidden = true;
   $("neighbors").innerHTML = "";
   $("oov").hidden = true;
   try {
     // a sentence store answers any text through /api/search; a word store draws the map too
-    const [answers, map] = sentences ? [await api("search", { q, k }), { points: [] }]
+    const search = { q, k, mode };
+    if (where) search.where = where;
+    const [answers, map] = sentences ? [await api("search", search), { points: [] }]
       : await Promise.all([api("neighbors", { q, k }), api("map", { q, k })]);
     if (answers.length && answers[0].oov) {  // a fastText store answered a word it does not hold
       $("oov").textContent = `${answers[0].oov_words.join(", ")}: not in the vocabulary, answered from its subwords`;
@@ -57,6 +68,19 @@ async function render() {
       score.className = "score";
       score.textContent = answer.score.toFixed(4);
       item.append(link, score);
+      if (answer.lists) {  // keyword and hybrid modes: which lists found it
+        const lists = document.createElement("span");
+        lists.className = "lists";
+        lists.textContent = answer.lists.join(" + ");
+        item.append(lists);
+      }
+      const kept = Object.keys(fields).filter((name) => name in answer);
+      if (kept.length) {
+        const tags = document.createElement("span");
+        tags.className = "fields";
+        tags.textContent = kept.map((name) => `${name}: ${answer[name]}`).join(" · ");
+        item.append(tags);
+      }
       $("neighbors").append(item);
     }
     points = map.points;
@@ -133,6 +157,16 @@ $("q").addEventListener("input", () => {
   }, 120);
 });
 
+$("field").addEventListener("change", () => {  // the field chooser starts a test on the chosen field
+  const name = $("field").value;
+  if (!name) return;
+  const where = $("where").value.trim();
+  $("where").value = (where ? `${where} AND ` : "") + `${name} ${fields[name] === "text" ? "= ''" : "= "}`;
+  $("field").value = "";
+  $("where").focus();
+});
+$("mode").addEventListener("change", () => { if ($("q").value.trim()) go($("q").value.trim()); });
+
 $("query-form").addEventListener("submit", (event) => { event.preventDefault(); go($("q").value.trim()); });
 
 $("analogy-form").addEventListener("submit", async (event) => {
@@ -180,5 +214,14 @@ api("info", {}).then((info) => {
     $("q").placeholder = "a gripping thriller";
     $("query-form").querySelector("label").textContent = "Search the stored texts";
     $("query-form").querySelector("button").textContent = "Search";
+    fields = info.fields || {};
+    for (const [name, type] of Object.entries(fields)) {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = `${name} (${type})`;
+      $("field").append(option);
+    }
+    $("field").hidden = !Object.keys(fields).length;
+    $("where").hidden = !Object.keys(fields).length;
   }
 }).catch(() => {}).finally(render);
