@@ -424,6 +424,11 @@ class Store(abc.ABC):
     def field_values(self, rows, names) -> list[dict]:
         """{field: value} of the given rows, in the given order."""
 
+    def has_text_index(self) -> bool:
+        """Whether the store keeps a full-text index of its texts (`keyword_rows`, `term_documents`):
+        a local store does."""
+        return False
+
     # -- analogies and similarities ----------------------------------------------------------------
 
     def analogy(self, a: str, b: str, c: str, k: int = 1, method: str = "add", restrict: int | None = None,

@@ -656,6 +656,9 @@ class LocalStore(Store):
         empty = dict.fromkeys(names)
         return [dict(found.get(i, empty)) for i in rows]
 
+    def has_text_index(self) -> bool:
+        return True
+
     def keyword_rows(self, match: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """(row ids, BM25 scores, higher is better) of the version's texts matching an FTS5 query,
         best first: the full-text index read over the rowid ranges of the version's segments."""

@@ -33,10 +33,9 @@ import numpy as np
 from .. import query
 from ..errors import BadOption, MilvusFault, SimdexError, StoreNotFound, UnknownVersion
 from ..store import Store, Version
+from .milvus_writer import FIELD_COLUMN, MISSING_COLUMN
 
 TOKEN_VARIABLE = "SIMDEX_MILVUS_TOKEN"
-FIELD_COLUMN = "f_{}"  # a text's field, as a scalar field of a version's collection
-MISSING_COLUMN = "m_{}"  # true where the text had no value for the field
 REQUEST_VARIABLE = "SIMDEX_MILVUS_REQUEST_MB"   # bytes per request, for servers set below the 64 MB default
 QUERY_ROWS = 16_384         # rows per query / iterator batch (Milvus caps a query's limit)
 EXACT_HEAD = 50_000         # --restrict N up to this: exact search over the first N rows

@@ -14,9 +14,10 @@ import numpy as np
 from .. import query
 from ..errors import MilvusFault
 from ..store import Version, VersionWriter
-from .milvus import FIELD_COLUMN, MISSING_COLUMN
 
 HNSW = {"M": 16, "efConstruction": 200}
+FIELD_COLUMN = "f_{}"  # a text's field, as a scalar field of a version's collection
+MISSING_COLUMN = "m_{}"  # true where the text had no value for the field
 EF_CHOICES = (16, 32, 64, 128, 256, 512, 1024)
 
 

@@ -150,9 +150,7 @@ class Subset:
 
 def keyword_rows(store, text: str, limit: int, subset: Subset | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, BM25 scores) of the stored texts matching the keyword query `text`, best first."""
-    from ..backends.local import LocalStore
-
-    if not isinstance(store, LocalStore):
+    if not store.has_text_index():
         raise BadOption(f"{store.location}: keyword and hybrid search read the full-text index a local store keeps; "
                         f"`simdex pull` the store and search it there")
     match = fts_query(text, store)
