@@ -65,7 +65,7 @@ def reviews_store():
     from simdex import Store
 
     path = DATA / "search-reviews-store"
-    if not (path / "store.sqlite").exists() or Store.open(path).index_state() is None:
+    if not (path / "store.db").exists() or Store.open(path).index_state() is None:
         started = time.perf_counter()
         subprocess.run([SIMDEX, "encode", str(reviews_csv()), "--id-column", "id", "--fields", "source,label,bucket",
                         "--max-length", "128", "--store", str(path)], check=True, cwd=ROOT)
@@ -79,7 +79,7 @@ def million_store(reviews):
     from simdex.indexes import build_index
 
     path = DATA / "search-million-store"
-    if (path / "store.sqlite").exists() and Store.open(path).index_state() is not None:
+    if (path / "store.db").exists() and Store.open(path).index_state() is not None:
         return Store.open(path)
     import shutil
 
