@@ -11,12 +11,16 @@ the unit vectors of the terms (+1 / -1 weights), normalises the mean and ranks b
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 
 from .errors import BadQuery
 
 COSMUL_EPSILON = 1e-6
 _SCORE_BLOCK = 1 << 24  # floats in one (queries x rows) score block: 64 MiB
+KEPT_BYTES = 256 << 20  # what the gathered rows of recent filters may hold together
 
 
 def parse_expression(text: str) -> tuple[list[str], list[str]]:
@@ -125,13 +129,69 @@ def search(matrix, queries: np.ndarray, k: int, restrict: int | None = None,
     return top_k(lambda q0, q1: queries[q0:q1] @ rows.T, len(queries), rows.shape[0], k, exclude)
 
 
+class KeptRows:
+    """What searching the rows a filter keeps needs, made once per filter rather than per query:
+    the rows gathered from the matrix, and the bitmap of them that FAISS's IDSelectorBitmap reads.
+
+    Entries are keyed by the identity of the (sorted) row-id array, which a store's open filters
+    keep (search.Subset, tuning's levels), and die with it; gathered rows are kept up to
+    KEPT_BYTES together, the least recently used given up first."""
+
+    def __init__(self, budget: int = KEPT_BYTES):
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._entries: dict = {}  # key -> (weakrefs of its arrays, value, bytes), oldest first
+
+    def _get(self, key, owners, make, cost=lambda value: 0):
+        with self._lock:
+            found = self._entries.pop(key, None)
+            if found is not None and all(ref() is owner for ref, owner in zip(found[0], owners)):
+                self._entries[key] = found  # most recently used: last
+                return found[1]
+        value = make()
+        size = cost(value)
+        if size > self.budget:
+            return value
+        with self._lock:
+            refs = tuple(weakref.ref(owner, lambda _, key=key: self._drop(key)) for owner in owners)
+            self._entries[key] = (refs, value, size)
+            while sum(entry[2] for entry in self._entries.values()) > self.budget:
+                self._entries.pop(next(iter(self._entries)))
+        return value
+
+    def _drop(self, key) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and any(ref() is None for ref in entry[0]):
+                del self._entries[key]
+
+    def gathered(self, matrix, rows: np.ndarray) -> np.ndarray:
+        """matrix[rows] as float32."""
+        try:
+            return self._get(("rows", id(matrix), id(rows)), (matrix, rows),
+                             lambda: np.asarray(matrix[rows], dtype=np.float32), cost=lambda block: block.nbytes)
+        except TypeError:  # an object weakref cannot follow: gather each time
+            return np.asarray(matrix[rows], dtype=np.float32)
+
+    def bitmap(self, rows: np.ndarray, total: int) -> np.ndarray:
+        """Bit i (of byte i >> 3, least significant first) set for each row id i of `rows`."""
+        def make():
+            mask = np.zeros(total, dtype=bool)
+            mask[rows] = True
+            return np.packbits(mask, bitorder="little")
+        return self._get(("bits", id(rows), total), (rows,), make, cost=lambda bits: bits.nbytes)
+
+
+kept_rows = KeptRows()
+
+
 def search_rows(matrix, queries: np.ndarray, k: int, rows: np.ndarray, exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k among the given rows of `matrix` (sorted ids: the rows a filter keeps), exactly;
     ids are the matrix's own."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return (np.full((len(queries), k), -np.inf, dtype=np.float32), np.full((len(queries), k), -1, dtype=np.int64))
-    block = np.asarray(matrix[rows], dtype=np.float32)
+    block = kept_rows.gathered(matrix, rows)
     local = None
     if exclude is not None:  # the excluded rows, as positions among `rows`
         local = []

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..engine.query import COSMUL_EPSILON, normalize
 from ..engine.query import search as exact_search
-from ..engine.query import search_rows
+from ..engine.query import kept_rows, search_rows
 
 _CORES = os.cpu_count() or 1
 
@@ -189,9 +189,7 @@ class Searcher:
         """(FAISS search parameters, the selector they point to, which must outlive them)."""
         selector = None
         if rows is not None:
-            mask = np.zeros(self.ntotal, dtype=bool)
-            mask[rows] = True
-            bits = np.packbits(mask, bitorder="little")  # FAISS reads bit i of byte i >> 3
+            bits = kept_rows.bitmap(rows, self.ntotal)  # FAISS reads bit i of byte i >> 3
             selector = (faiss.IDSelectorBitmap(self.ntotal, faiss.swig_ptr(bits)), bits)  # it points into bits
         elif restrict is not None:
             selector = faiss.IDSelectorRange(0, restrict)

@@ -162,6 +162,36 @@ def test_random_filters_give_brute_force_answers_exact_and_through_the_index(sto
     assert sum(1 for text, evaluate in expressions if not any(evaluate(r) for r in rows)) < 20  # filters keep rows
 
 
+def test_a_filters_rows_are_gathered_once_and_given_up_with_it():
+    """Searching a filter's rows gathers them from the matrix (and makes FAISS's bitmap) once, not
+    per query; what the cache holds dies with the filter's rows and stays within its budget."""
+    import gc
+
+    from simdex.engine.query import KeptRows, search_rows
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(5000, 16)).astype(np.float32)
+    kept = KeptRows(budget=3 * 1000 * 16 * 4)
+    rows = np.sort(rng.choice(5000, size=1000, replace=False))
+    block = kept.gathered(matrix, rows)
+    assert kept.gathered(matrix, rows) is block and np.array_equal(block, matrix[rows])
+    bits = kept.bitmap(rows, 5000)
+    assert kept.bitmap(rows, 5000) is bits
+    assert np.array_equal(np.flatnonzero(np.unpackbits(bits, bitorder="little")[:5000]), rows)
+    del rows
+    gc.collect()
+    assert not kept._entries  # both died with the rows
+    others = [np.sort(rng.choice(5000, size=1000, replace=False)) for _ in range(4)]
+    for other in others:
+        kept.gathered(matrix, other)
+    assert len(kept._entries) == 3 and sum(e[2] for e in kept._entries.values()) <= kept.budget  # the oldest gone
+    assert kept.gathered(matrix, others[0]) is not kept.gathered(matrix, others[-1])
+    # and a search over cached rows answers as one over freshly gathered rows
+    xq = matrix[:3] / np.linalg.norm(matrix[:3], axis=1, keepdims=True)
+    first, again = search_rows(matrix, xq, 5, others[1]), search_rows(matrix, xq, 5, others[1])
+    assert np.array_equal(first[1], again[1]) and set(first[1].ravel()) <= set(others[1])
+
+
 def test_answers_carry_their_fields_ids_and_cosines(store, reviews):
     rows, _, _ = reviews
     by_text = {r["text"]: r for r in rows}
@@ -252,6 +282,33 @@ def test_keyword_and_hybrid_find_the_text_a_rare_phrase_comes_from(store, review
     assert found["keyword"] == len(spans)  # every rare span finds its text by its words
     assert found["hybrid"] >= max(found["vector"], found["keyword"]) - 1
     assert found["hybrid"] > found["vector"] or found["vector"] == len(spans)
+
+
+def test_keyword_pruning_ranks_as_fts5_ranks_every_match(store, reviews, monkeypatch):
+    """Alternatives of single words are ranked without scoring every text that holds a common word
+    (MaxScore): the same texts, the same BM25 scores, as FTS5's own ORDER BY rank over all matches."""
+    from simdex.engine.backends import local
+
+    rows, _, _ = reviews
+    rng = np.random.default_rng(17)
+    vocabulary = sorted({w for r in rows for w in re.findall(r"\w+", r["text"].lower()) if w.isascii()})
+    common = ["the", "a", "film", "movie", "is", "and", "of", "story"]
+    queries = [" OR ".join(f'"{w}"' for w in [*rng.choice(vocabulary, size=int(rng.integers(1, 5)), replace=False),
+                                               *rng.choice(common, size=int(rng.integers(1, 3)), replace=False)])
+               for _ in range(60)]
+    queries += ['"the" OR "film" OR "gripping"', '"a" OR "of" OR "thriller" OR "sea"', '"movie" OR "boring"']
+    pruned = {(q, limit): store.keyword_rows(q, limit) for q in queries for limit in (3, 10, 50)}
+    calls = []
+    original = local.LocalStore._best_of_alternatives
+    monkeypatch.setattr(local.LocalStore, "_best_of_alternatives",
+                        lambda self, *args: calls.append(original(self, *args)) or None)  # rank every match
+    # (each call also records what pruning gave, to show that it answered)
+    for (q, limit), (rows_found, scores) in pruned.items():
+        every_rows, every_scores = store.keyword_rows(q, limit)
+        np.testing.assert_allclose(scores, every_scores, rtol=1e-5, err_msg=q)
+        above = scores > scores[-1] + 1e-5 if len(scores) else scores.astype(bool)
+        assert set(rows_found[above]) == set(every_rows[every_scores > scores[-1] + 1e-5]), q
+    assert sum(found is not None for found in calls) >= 40  # pruning answered many of them
 
 
 def test_phrases_required_and_excluded_words_work_as_in_fts5(store, reviews):
