@@ -29,7 +29,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 import os
+import re
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +58,10 @@ TRAIN_DIR = "train"
 _VERSION_COLUMNS = "version, kind, count, dim, source, sha256, format, parent, created, config, metrics"
 _INDEX_COLUMNS = ("id", "version", "kind", "factory", "path", "params", "recall_at_10", "seconds", "bytes", "created")
 _TEXT_ROWIDS = 1 << 32  # the full-text index's rowid: segment * 2^32 + row
+TERMS_KEPT = 100_000  # terms whose text counts an open store remembers
+_ANY_OF = re.compile(r'"[^"]+"(?: OR "[^"]+")*')  # a keyword query of alternative single words
+BM25_K1 = 1.2  # FTS5's bm25() constants
+PRUNE_CANDIDATES = 20_000  # past this many candidates, rank every match instead
 _SQL_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL"}
 
 
@@ -183,6 +189,7 @@ class LocalStore(Store):
         self._version = self._segments = self._matrix = self._keys = self._key_to_id = None
         self._encoder = self._subwords = None
         self._searcher = None
+        self._term_counts = self._text_count = None
         self.notice = None
 
     # -- versions ----------------------------------------------------------------------------------
@@ -664,17 +671,71 @@ class LocalStore(Store):
         best first: the full-text index read over the rowid ranges of the version's segments."""
         ranges = " OR ".join(f"(rowid BETWEEN {int(s.keys) * _TEXT_ROWIDS} AND "
                              f"{int(s.keys) * _TEXT_ROWIDS + s.count - 1})" for s in self.segments())
-        found = self.conn.execute(f"SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND ({ranges}) "
-                                  f"ORDER BY rank LIMIT {int(limit)}", (match,)).fetchall()
+        found = self._best_of_alternatives(match, limit, ranges) if _ANY_OF.fullmatch(match) else None
+        if found is None:
+            found = self.conn.execute(f"SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND ({ranges}) "
+                                      f"ORDER BY rank LIMIT {int(limit)}", (match,)).fetchall()
         starts = {int(s.keys): s.start for s in self.segments()}
         rows = np.array([starts[rowid // _TEXT_ROWIDS] + rowid % _TEXT_ROWIDS for rowid, _ in found], dtype=np.int64)
         return rows, -np.array([score for _, score in found], dtype=np.float32)
 
+    def _best_of_alternatives(self, match: str, limit: int, ranges: str) -> list | None:
+        """The `limit` best (rowid, bm25) for `"a" OR "b" OR ...`, exactly as FTS5 ranks them, without
+        scoring every text that holds a common word (MaxScore pruning): a word can add at most
+        idf * (k1 + 1) to a text's BM25, so once the texts holding the rarest words include `limit`
+        whose full score beats what the other words could give together, no text without those
+        words can enter. Only those texts are scored (bm25() is evaluated for the rows the WHERE
+        clause keeps). None where pruning would not pay (the caller ranks every match)."""
+        terms = [term[1:-1] for term in match.split(" OR ")]
+        counts = self.term_documents(terms)
+        total = self._text_total()
+        terms.sort(key=counts.get)
+        bound = [BM25_K1 + 1 if total == 0 else (BM25_K1 + 1) * max(
+            math.log((total - counts[t] + 0.5) / (counts[t] + 0.5)), 1e-6) for t in terms]
+        for essential in range(1, len(terms)):
+            if counts[terms[essential - 1]] > PRUNE_CANDIDATES:
+                return None  # that many texts hold this word alone
+            if sum(counts[t] for t in terms[:essential]) < limit:
+                continue  # too few texts hold these words to fill the answer
+            rest = sum(bound[essential:])
+            candidates = [rowid for (rowid,) in self.conn.execute(
+                f"SELECT rowid FROM texts WHERE texts MATCH ? AND ({ranges})",
+                (" OR ".join(f'"{t}"' for t in terms[:essential]),))]
+            if len(candidates) > PRUNE_CANDIDATES:
+                return None
+            if len(candidates) < limit:
+                continue
+            found = self.conn.execute(  # +rowid: a filter on the matches, not a lookup per candidate
+                "SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND +rowid IN "
+                "(SELECT value FROM json_each(?))", (match, json.dumps(candidates))).fetchall()
+            found.sort(key=lambda hit: (hit[1], hit[0]))
+            if -found[limit - 1][1] > rest * (1 + 1e-9) + 1e-12:
+                return found[:limit]
+        return None
+
+    def _text_total(self) -> int:
+        """The texts in the full-text index (every version's): the N of its BM25."""
+        changes = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._text_count is None or self._text_count[0] != changes:
+            self._text_count = (changes, self.conn.execute("SELECT count(*) FROM texts_docsize").fetchone()[0])
+        return self._text_count[1]
+
     def term_documents(self, terms: list[str]) -> dict[str, int]:
-        """How many stored texts hold each term (of every version: the index's own counts)."""
-        found = dict(self.conn.execute(f"SELECT term, doc FROM texts_terms WHERE term IN "
-                                       f"({', '.join('?' * len(terms))})", terms).fetchall()) if terms else {}
-        return {term: found.get(term, 0) for term in terms}
+        """How many stored texts hold each term (of every version: the index's own counts).
+
+        FTS5 counts a term's texts by reading its whole postings list (as long as the store for a
+        common word), so the counts are kept until the database changes (PRAGMA data_version for
+        other connections' commits; this one's writes clear them)."""
+        changes = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._term_counts is None or self._term_counts[0] != changes or len(self._term_counts[1]) > TERMS_KEPT:
+            self._term_counts = (changes, {})
+        counts = self._term_counts[1]
+        wanted = sorted(set(terms) - counts.keys())
+        if wanted:
+            found = dict(self.conn.execute(f"SELECT term, doc FROM texts_terms WHERE term IN "
+                                           f"({', '.join('?' * len(wanted))})", wanted).fetchall())
+            counts.update({term: found.get(term, 0) for term in wanted})
+        return {term: counts[term] for term in terms}
 
     def add_version(self, number: int, *, kind: str, count: int, dim: int, fields: dict,
                     segments: list[tuple[int, int]], metrics: dict, make_current: bool) -> None:
@@ -699,6 +760,7 @@ class LocalStore(Store):
 
     def version_written(self) -> None:
         """A writer committed a version: a store that follows the current version re-reads."""
+        self._term_counts = self._text_count = None
         if self._pinned is None:
             self.refresh()
 
