@@ -141,9 +141,25 @@ class KeptRows:
         self.budget = budget
         self._lock = threading.Lock()
         self._entries: dict = {}  # key -> (weakrefs of its arrays, value, bytes), oldest first
+        self._dead: list = []  # keys whose arrays died: dropped at the next use (a weakref callback
+        # may run inside the locked section, when the garbage collector runs there)
+
+    def held(self) -> int:
+        """How many entries are kept (after dropping those whose arrays died)."""
+        with self._lock:
+            self._purge()
+            return len(self._entries)
+
+    def _purge(self) -> None:
+        while self._dead:
+            key = self._dead.pop()
+            entry = self._entries.get(key)
+            if entry is not None and any(ref() is None for ref in entry[0]):
+                del self._entries[key]
 
     def _get(self, key, owners, make, cost=lambda value: 0):
         with self._lock:
+            self._purge()
             found = self._entries.pop(key, None)
             if found is not None and all(ref() is owner for ref, owner in zip(found[0], owners)):
                 self._entries[key] = found  # most recently used: last
@@ -152,18 +168,12 @@ class KeptRows:
         size = cost(value)
         if size > self.budget:
             return value
+        refs = tuple(weakref.ref(owner, lambda _, key=key: self._dead.append(key)) for owner in owners)
         with self._lock:
-            refs = tuple(weakref.ref(owner, lambda _, key=key: self._drop(key)) for owner in owners)
             self._entries[key] = (refs, value, size)
-            while sum(entry[2] for entry in self._entries.values()) > self.budget:
+            while sum(entry[2] for entry in list(self._entries.values())) > self.budget:
                 self._entries.pop(next(iter(self._entries)))
         return value
-
-    def _drop(self, key) -> None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and any(ref() is None for ref in entry[0]):
-                del self._entries[key]
 
     def gathered(self, matrix, rows: np.ndarray) -> np.ndarray:
         """matrix[rows] as float32."""

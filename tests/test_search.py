@@ -180,11 +180,11 @@ def test_a_filters_rows_are_gathered_once_and_given_up_with_it():
     assert np.array_equal(np.flatnonzero(np.unpackbits(bits, bitorder="little")[:5000]), rows)
     del rows
     gc.collect()
-    assert not kept._entries  # both died with the rows
+    assert kept.held() == 0  # both died with the rows
     others = [np.sort(rng.choice(5000, size=1000, replace=False)) for _ in range(4)]
     for other in others:
         kept.gathered(matrix, other)
-    assert len(kept._entries) == 3 and sum(e[2] for e in kept._entries.values()) <= kept.budget  # the oldest gone
+    assert kept.held() == 3  # within the budget of three: the oldest gone
     assert kept.gathered(matrix, others[0]) is not kept.gathered(matrix, others[-1])
     # and a search over cached rows answers as one over freshly gathered rows
     xq = matrix[:3] / np.linalg.norm(matrix[:3], axis=1, keepdims=True)
