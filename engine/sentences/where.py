@@ -184,18 +184,18 @@ class _Parser:
         return token
 
     def expression(self):
-        parts = [self.conjunction()]
-        while self.peek("keyword", "OR"):
-            self.at += 1
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else Node("OR", parts)
+        return self.joined("OR", self.conjunction)
 
     def conjunction(self):
-        parts = [self.negation()]
-        while self.peek("keyword", "AND"):
+        return self.joined("AND", self.negation)
+
+    def joined(self, keyword: str, operand):
+        """operand (keyword operand)*: the operand alone, or one node joining them all."""
+        parts = [operand()]
+        while self.peek("keyword", keyword):
             self.at += 1
-            parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else Node("AND", parts)
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else Node(keyword, parts)
 
     def negation(self):
         if self.peek("keyword", "NOT"):
