@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ..errors import BadInput
 
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 DEFAULT_COLUMN = "text"
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from ..errors import BadVectorFile
 
 VECTOR_FORMATS = ("glove", "word2vec", "word2vec-binary", "fasttext")
-TEXT_FORMATS = ("glove", "word2vec", "fasttext")
 BOM = b"\xef\xbb\xbf"
 _PEEK = 1 << 16
 
