@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,10 +64,52 @@ def remove_abandoned_temporaries(directory: Path) -> None:
             continue
 
 
-def file_sha256(path) -> str:
-    """The sha256 of a file's bytes, read 4 MiB at a time."""
+def file_sha256(path, stop: threading.Event | None = None) -> str | None:
+    """The sha256 of a file's bytes, read 4 MiB at a time into one buffer (None if `stop` is set
+    before the end)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
+    buffer = bytearray(1 << 22)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while read := f.readinto(buffer):
+            if stop is not None and stop.is_set():
+                return None
+            digest.update(view[:read])
     return digest.hexdigest()
+
+
+class InBackground:
+    """`work(*args, stop=event)` run by a thread beside the caller's own work (file reading,
+    hashing, copying: they let go of the GIL). `result()` waits for it and raises what it raised;
+    `cancel()` sets `stop` (a failed ingest does not wait to hash a file it will not keep). Use as
+    a context manager: leaving it cancels, then waits."""
+
+    def __init__(self, work, *args):
+        self._stop = threading.Event()
+        self._value = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work, args), name="simdex-background", daemon=True)
+        self._thread.start()
+
+    def _run(self, work, args) -> None:
+        try:
+            self._value = work(*args, stop=self._stop)
+        except BaseException as e:  # raised by result()
+            self._failure = e
+
+    def result(self):
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return self._value
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
+        self._thread.join()
+        return False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -73,3 +76,16 @@ def glove_text(tmp_path_factory):
     from simdex.engine import packaged
 
     return packaged.write_glove_text(tmp_path_factory.mktemp("glove_text") / "glove.6B.50d.txt")
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs (a small disk, read-only media) needs root")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB file system, unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)

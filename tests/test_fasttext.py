@@ -22,6 +22,8 @@ from simdex.engine.training.labelled import tokenize
 from simdex.engine.words.fasttext import MAGIC, read_model
 from simdex.engine.words.ingest import ingest
 
+from conftest import needs_root
+
 fasttext = pytest.importorskip("fasttext")
 fasttext.FastText.eprint = lambda *_: None  # its load warnings
 UNSEEN = ["excelent", "unbelieveable", "moviegoer", "Ünïcödé", "приветик", "filmmmm"]
@@ -218,6 +220,22 @@ def test_bad_models_are_one_error_line_and_write_nothing(tmp_path, trained):
         assert result.stderr.count("\n") == 1
     assert [v.version for v in Store.open(store).versions()] == [1]
     assert not [p for p in (store / "vectors").iterdir() if "subwords" in p.name or p.name.startswith(".tmp")]
+
+
+@needs_root
+def test_a_disk_that_fills_up_while_the_buckets_are_copied(small_disk, trained):
+    """The n-gram buckets (9.6 MB) do not fit on a 2 MiB disk: one Error line naming the file and
+    the disk's complaint, and the store as it was."""
+    _, path, _, _ = trained
+    store = small_disk / "store"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", "--limit", "100", "--store", str(store)]).exit_code == 0
+    result = runner.invoke(cli, ["ingest", str(path), "--store", str(store)])
+    assert result.exit_code == 1 and result.stderr.startswith(f"Error: {store}") and result.stderr.count("\n") == 1, \
+        result.output
+    assert "No space left on device" in result.stderr and "(the store is unchanged)" in result.stderr
+    assert [v.version for v in Store.open(store).versions()] == [1]
+    assert sorted(p.name for p in (store / "vectors").iterdir()) == ["s1.safetensors"]
 
 
 def test_a_quantised_model_is_refused(tmp_path):

@@ -24,20 +24,9 @@ from simdex.cli import cli
 from simdex.engine import Store, StoreFault, StoreReadOnly, UnknownVersion
 from simdex.engine.words.ingest import ingest
 
-from conftest import write_text
+from conftest import needs_root, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs (a small disk, read-only media) needs root")
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB file system, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def invoke(*args, store):

@@ -64,6 +64,35 @@ def test_word2vec_binary(store, tmp_path, newline):
     check_tiny(store, "word2vec-binary")
 
 
+@pytest.mark.parametrize("block", [16, 64, 1000])
+def test_word2vec_binary_across_block_ends(tmp_path, monkeypatch, block):
+    """The binary reader's block cut small: records straddle its ends, some words (up to 150
+    bytes of UTF-8) are longer than the block itself, and a duplicate comes in a later block;
+    what lands is what gensim reads from the same file."""
+    from gensim.models import KeyedVectors
+
+    from simdex.engine.words import parsers
+
+    monkeypatch.setattr(parsers, "_BINARY_BLOCK", block)
+    monkeypatch.setattr(parsers, "BATCH_LINES", 7)
+    rng = np.random.default_rng(block)
+    words = [("é" * int(rng.integers(1, 75)) if i % 9 == 0 else f"w{i}") + str(i) for i in range(60)]
+    vectors = {word: rng.standard_normal(5).astype(np.float32).tolist() for word in words}
+    path = word2vec_binary(tmp_path / "w.bin", vectors, newline=bool(block % 2))
+    with open(path, "ab") as f:  # the first word again, with another vector: dropped and counted
+        f.write(words[0].encode() + b" " + struct.pack("<5f", *range(5)) + b"\n")
+    data = path.read_bytes().replace(b"60 5\n", b"61 5\n", 1)
+    path.write_bytes(data)
+    store = Store.create(tmp_path / "s")
+    result = ingest(store, path)
+    assert (result.count, result.duplicates) == (60, 1)
+    reference = KeyedVectors.load_word2vec_format(str(path), binary=True)
+    assert store.keys() == words == reference.index_to_key[:60]  # (gensim leaves a None for the duplicate)
+    expected = np.array([reference.get_vector(word) for word in words])
+    assert_allclose(store.matrix(), expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6, atol=1e-7)
+    assert_allclose(store.norms(), np.linalg.norm(expected, axis=1), rtol=1e-6)
+
+
 @pytest.mark.parametrize("opener", [gzip.open, bz2.open])
 def test_compressed_text(store, tmp_path, opener):
     path = tmp_path / "tiny.txt.z"

@@ -10,9 +10,12 @@ so a query never imports torch.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import queue
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +27,13 @@ _RESERVED_HEADER = 504  # + 8 length bytes = 512: the data starts 64-byte aligne
 class MatrixWriter:
     """Append float32 rows to `path`; `close()` writes the header. Use as a context manager.
 
-    On an exception inside the `with` block the partial file is removed.
+    On an exception inside the `with` block the partial file is removed. With `background=True`
+    the rows are written by a thread of the writer's own (the disk's time overlaps the caller's
+    next batch); the caller then hands over what it appends and does not change it afterwards,
+    and a failed write is raised by the next `append` or by `close`.
     """
 
-    def __init__(self, path, dim: int, metadata: dict[str, str] | None = None):
+    def __init__(self, path, dim: int, metadata: dict[str, str] | None = None, background: bool = False):
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
         self.path = Path(path)
@@ -36,14 +42,76 @@ class MatrixWriter:
         self.metadata = dict(metadata or {})
         self._file = open(self.path, "wb")
         self._file.write(b"\0" * (8 + _RESERVED_HEADER))
+        self._queue: queue.Queue | None = None
+        self._failure: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._write_queued, name="simdex-matrix-writer", daemon=True)
+            self._thread.start()
 
     def append(self, rows: np.ndarray) -> None:
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(f"expected rows of shape (n, {self.dim}), got {rows.shape}")
-        self._file.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+        data = np.ascontiguousarray(rows, dtype="<f4").reshape(-1).view(np.uint8)
+        if self._queue is None:
+            self._file.write(data)  # a view of the rows: no copy
+        else:
+            self._raise_failure()
+            self._queue.put(data)
         self.rows += rows.shape[0]
 
-    def close(self) -> None:
+    def append_from_file(self, source, offset: int, rows: int, stop=None) -> None:
+        """Append `rows` rows taken as they are (little-endian float32) from the file `source` at
+        byte `offset`, copied by the kernel file to file (a fastText model's n-gram buckets), 64 MiB
+        at a time; `stop` (a threading.Event) set ends the copy early."""
+        self._drain()
+        self._file.flush()
+        length = rows * self.dim * 4
+        with open(source, "rb") as f:
+            copied = 0
+            while copied < length and not (stop is not None and stop.is_set()):
+                want = min(64 << 20, length - copied)
+                try:
+                    got = os.copy_file_range(f.fileno(), self._file.fileno(), want, offset + copied)
+                except (AttributeError, OSError) as e:  # no copy_file_range here: through a buffer
+                    if isinstance(e, OSError) and e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                                                                  errno.EOPNOTSUPP):
+                        raise
+                    f.seek(offset + copied)
+                    data = f.read(want)
+                    got = len(data)
+                    self._file.write(data)
+                    self._file.flush()
+                if got == 0:
+                    raise EOFError(f"{source}: ends {length - copied} bytes short of the rows it should hold")
+                copied += got
+        self.rows += rows
+
+    def _write_queued(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._failure is None:  # after a failure, only empty the queue until the end
+                try:
+                    self._file.write(data)
+                except BaseException as e:
+                    self._failure = e
+
+    def _drain(self) -> None:
+        """Wait for the background thread to write what it was given."""
+        if self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def close(self, sync: bool = True) -> None:
+        """Write the header and close; `sync=False` leaves the fsync to the caller (a version's
+        writer syncs its files together, beside its SQLite work: see `sync_files`)."""
+        self._drain()
+        self._raise_failure()
         header = {
             TENSOR_NAME: {
                 "dtype": "F32",
@@ -59,10 +127,13 @@ class MatrixWriter:
         self._file.seek(0)
         self._file.write(struct.pack("<Q", _RESERVED_HEADER) + encoded.ljust(_RESERVED_HEADER, b" "))
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if sync:
+            os.fsync(self._file.fileno())
         self._file.close()
 
     def abort(self) -> None:
+        self._drain()
+        self._failure = None
         self._file.close()
         self.path.unlink(missing_ok=True)
 
@@ -75,6 +146,16 @@ class MatrixWriter:
         else:
             self.abort()
         return False
+
+
+def sync_files(paths) -> None:
+    """fsync each file (written and closed): its bytes are on disk before it is renamed into place."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_matrix(path, matrix: np.ndarray, metadata: dict[str, str] | None = None) -> None:

@@ -16,6 +16,7 @@ vectors for existing keys, which only segments allow.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import BadOption, machine_fault
 from ..files import temporary_path
 from ..store import STORE_KINDS, VersionWriter
-from .tensorfile import MatrixWriter
+from .tensorfile import MatrixWriter, sync_files
 
 
 class _NewSegment:
@@ -34,7 +35,7 @@ class _NewSegment:
         self.tmp = temporary_path(directory, ".safetensors")
         self.relative = f"{directory.name}/s{number}.safetensors"
         self.final = store.path / self.relative
-        self.matrix = MatrixWriter(self.tmp, dim)
+        self.matrix = MatrixWriter(self.tmp, dim, background=True)  # the disk's time beside the SQLite work
 
     @property
     def id(self) -> int:
@@ -76,8 +77,9 @@ class LocalVersionWriter(VersionWriter):
 
     def attach_file(self, name: str) -> tuple[Path, str]:
         """A file the version keeps beside its segments (a fastText model's n-gram buckets): write it
-        at the temporary path returned; it is renamed into place when the version commits (and
-        removed if it does not). Returns (temporary path, the final name relative to the store)."""
+        at the temporary path returned (and close it); it is synced to disk and renamed into place
+        when the version commits (and removed if it does not). Returns (temporary path, the final
+        name relative to the store)."""
         relative = f"{self._directory.name}/v{self.number}-{name}"
         tmp = temporary_path(self._directory, name)
         self._files.append((tmp, self.store.path / relative))
@@ -101,7 +103,8 @@ class LocalVersionWriter(VersionWriter):
                fields=None) -> None:
         """Add rows (already unit length) with their keys, original norms and source ranks
         (and, for sentences, content hashes, external ids and the fields the version's config
-        declares, a dict per row) to the version's new segment."""
+        declares, a dict per row) to the version's new segment. The rows are written to disk
+        in the background: they are the writer's now, not to be changed afterwards."""
         m = len(keys)
         if unit_rows.shape[0] != m or len(norms) != m or len(ranks) != m:
             raise ValueError("rows, keys, norms and ranks must have the same length")
@@ -136,10 +139,15 @@ class LocalVersionWriter(VersionWriter):
     def commit(self, metrics: dict | None = None, make_current: bool = True, unstage=()):
         """Record the version (and make it current); `unstage` lists staged segments it takes in."""
         store = self.store
+        syncing = None
         try:
             store.unstage(unstage)
             for segment in self._new:
-                self._guard(segment.matrix.close)
+                self._guard(segment.matrix.close, False)
+            # the files reach the disk in a thread (it waits on the disk) while SQLite builds the
+            # lookup index; both are done before anything is renamed into place
+            files = [segment.tmp for segment in self._new] + [tmp for tmp, _ in self._files]
+            syncing = ThreadPoolExecutor(1, thread_name_prefix="simdex-fsync").submit(sync_files, files)
             for segment in self._new:
                 store.add_segment(segment.number, segment.relative, segment.count, self.dim, segment.keys)
                 if segment.keys == segment.number:
@@ -148,12 +156,15 @@ class LocalVersionWriter(VersionWriter):
             store.add_version(self.number, kind=self.kind, count=count, dim=self.dim, fields=self.fields,
                               segments=[(part.id, part.count) for part in self._parts], metrics=metrics or {},
                               make_current=make_current)
+            self._guard(syncing.result)
             for segment in self._new:
                 self._guard(os.replace, segment.tmp, segment.final)
             for tmp, final in self._files:
                 self._guard(os.replace, tmp, final)
             store.commit()
         except BaseException as e:
+            if syncing is not None:
+                wait([syncing])
             store.rollback()
             for segment in self._new:
                 segment.final.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 never saw.
 
     model = read_model("cc.en.300.bin")          # the header and the dictionary; the matrix stays on disk
-    for batch in model.word_vectors(subwords_out):   # streamed: bucket rows go to `subwords_out` as read
+    for batch in model.word_vectors():           # streamed: the bucket rows are summed a chunk at a time
         ...
     vector = subword_vector("excelent", buckets, minn=3, maxn=6)   # a word outside the vocabulary
 
@@ -21,9 +21,10 @@ characters; a single character at either end left out), each hashed with 32-bit 
 bytes read as signed chars, modulo the bucket count. A word outside the vocabulary gets the mean
 of its n-gram rows alone (a zero vector if it has none).
 
-Reading streams the file: the word rows are read, then the bucket rows pass a chunk at a time on
-their way to the store's file, each added to the words whose n-grams hash to it. Memory holds the
-word rows and the (word, bucket) pairs, never the bucket matrix; no second copy is made of it.
+Reading streams the file: the word rows are read, then the bucket rows pass a chunk at a time,
+each added to the words whose n-grams hash to it, while the kernel copies the bucket rows as they
+are into the store's file (`MatrixWriter.append_from_file`). Memory holds the word rows and the
+(word, bucket) pairs, never the bucket matrix; no second copy is made of it.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ class Model:
     def has_subwords(self) -> bool:
         return self.header.maxn > 0 and self.header.bucket > 0
 
-    def word_vectors(self, subwords_out=None, progress_task=None, batch: int = 50_000):
-        """Yield (words, vectors float32, ranks) in file order, batch by batch; the bucket rows are
-        appended to `subwords_out` (a MatrixWriter) on the way, when the model has subwords."""
+    def word_vectors(self, progress_task=None, batch: int = 50_000):
+        """Yield (words, vectors float32, ranks) in file order, batch by batch. The bucket rows are
+        read a chunk at a time (one reused buffer), each chunk's rows summed into the words whose
+        n-grams hash to them; the store keeps the buckets by `buckets_offset` (a copy file to file)."""
         dim, nwords = self.dim, self.nwords
         sums = np.empty((nwords, dim), dtype=np.float32)
         with open(self.path, "rb") as f:
@@ -99,23 +101,28 @@ class Model:
             if self.has_subwords:
                 words_of, buckets_of, counts = _pairs(self.raw_words, self.header.minn, self.header.maxn,
                                                       self.header.bucket)
-                order = np.argsort(buckets_of, kind="stable")
+                # pairs in chunk order, and by word within a chunk (see _add_rows)
+                chunk_of = buckets_of // CHUNK_ROWS
+                order = np.lexsort((words_of, chunk_of))
                 words_of, buckets_of = words_of[order], buckets_of[order]
+                bounds = np.searchsorted(chunk_of[order], np.arange(self.header.bucket // CHUNK_ROWS + 2))
                 chunk = np.empty((CHUNK_ROWS, dim), dtype=np.float32)
-                for start in range(0, self.header.bucket, CHUNK_ROWS):
+                for number, start in enumerate(range(0, self.header.bucket, CHUNK_ROWS)):
                     rows = chunk[:min(CHUNK_ROWS, self.header.bucket - start)]
                     _read_rows(f, rows, self.label, "the n-gram rows")
-                    if subwords_out is not None:
-                        subwords_out.append(rows)
-                    lo, hi = np.searchsorted(buckets_of, [start, start + len(rows)])
-                    if hi > lo:
-                        np.add.at(sums, words_of[lo:hi], rows[buckets_of[lo:hi] - start])
+                    lo, hi = bounds[number], bounds[number + 1]
+                    _add_rows(sums, words_of[lo:hi], rows, buckets_of[lo:hi] - start)
                     if progress_task is not None:
                         progress_task.update(self.matrix_offset + (nwords + start + len(rows)) * dim * 4)
                 sums /= (1 + counts)[:, None].astype(np.float32)  # fastText: the mean of the word's subwords
         for start in range(0, nwords, batch):
             end = min(nwords, start + batch)
             yield self.words[start:end], sums[start:end], np.arange(start + 1, end + 1, dtype=np.int64)
+
+    @property
+    def buckets_offset(self) -> int:
+        """Where the n-gram bucket rows begin in the file (after the word rows)."""
+        return self.matrix_offset + self.nwords * self.dim * 4
 
     @property
     def label(self) -> str:
@@ -239,6 +246,16 @@ class _Reader:
         self.f.seek(-(len(buffer) - at), 1)
         self.position += at
         return words, raw_words, np.array(counts, dtype=np.int64), undecodable
+
+
+def _add_rows(sums: np.ndarray, owners: np.ndarray, rows: np.ndarray, picks: np.ndarray) -> None:
+    """sums[owners[i]] += rows[picks[i]] for every pair, `owners` sorted. A word has one or two
+    n-grams in a chunk: each round adds every word's first remaining pair in one vectorised step
+    (three times np.add.at's speed, which goes pair by pair)."""
+    while len(owners):
+        first = np.r_[True, owners[1:] != owners[:-1]]
+        sums[owners[first]] += rows[picks[first]]
+        owners, picks = owners[~first], picks[~first]
 
 
 def _read_rows(f, out: np.ndarray, label: str, what: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from .. import packaged
 from ..errors import BadVectorFile, WrongKind, check_choice, check_positive
-from ..files import file_sha256
+from ..files import InBackground, file_sha256
 from ..progress import SILENT, Progress
 from ..store import Store
 from .parsers import NeedsCarefulReader, ReadReport, read_vectors
@@ -60,55 +59,67 @@ def ingest(store: Store, source_path=None, *, format: str = "auto", member: str 
         result = _ingest_fasttext(store, Path(source_path), limit, started, progress)
     else:
         source = open_source(source_path, format, member)
-        try:
-            result = _ingest_file(store, source, limit, on_error, False, started, progress)
-        except NeedsCarefulReader:
-            # The fast reader saw something odd; the careful one reads it again and explains.
-            result = _ingest_file(store, source, limit, on_error, True, started, progress)
+        with InBackground(file_sha256, source.path) as sha256:  # of the file on disk, beside the reading
+            try:
+                result = _ingest_file(store, source, sha256, limit, on_error, False, started, progress)
+            except NeedsCarefulReader:
+                # The fast reader saw something odd; the careful one reads it again and explains.
+                result = _ingest_file(store, source, sha256, limit, on_error, True, started, progress)
     from ...indexes.follow import keep_in_step
 
     result.index = keep_in_step(store)
     return result
 
 
-def _ingest_file(store, source, limit, on_error, careful, started, progress) -> IngestResult:
+def _ingest_file(store, source, sha256, limit, on_error, careful, started, progress) -> IngestResult:
     report = ReadReport()
-    seen: set[str] = set()
-    duplicates = 0
+    duplicates = _Count()
     config = {"limit": limit, "on_error": on_error, "member": source.member,
               "compression": source.compression}
     with store.new_version(kind="words", dim=source.dim, source=str(source.path.resolve()),
                            format=source.format, config=config) as writer:
         batches = read_vectors(source, limit=limit, on_error=on_error, report=report, careful=careful)
         with progress.task(f"ingest {source.label}", total=source.size, unit="B") as task:
-            for batch in prefetch(batches):
-                keys, rows, ranks = batch.keys, batch.rows, batch.ranks
-                fresh = set(keys)
-                if len(fresh) == len(keys) and seen.isdisjoint(fresh):
-                    seen |= fresh
-                else:
-                    keep = []
-                    for i, key in enumerate(keys):
-                        if key in seen:
-                            duplicates += 1
-                        else:
-                            seen.add(key)
-                            keep.append(i)
-                    keys = [keys[i] for i in keep]
-                    rows, ranks = rows[keep], ranks[keep]
-                unit, norms = unit_rows(rows)
+            for keys, unit, norms, ranks in prefetch(_first_of_each(batches, duplicates)):
                 writer.append(unit, keys, norms, ranks)
                 task.update(source.counter.bytes_read, vectors=writer.count)
         if writer.count == 0:
             raise BadVectorFile(source.label, f"no vectors read ({report.skipped} bad lines skipped)")
-        counter = source.counter
-        complete = source.hashes_file and counter.bytes_read == source.size
-        sha256 = counter.sha256.hexdigest() if complete else file_sha256(source.path)
-        writer.fields["sha256"] = sha256
-        version = writer.commit(metrics={"skipped": report.skipped, "duplicates": duplicates,
+        writer.fields["sha256"] = sha256.result()
+        version = writer.commit(metrics={"skipped": report.skipped, "duplicates": duplicates.n,
                                          "first_skipped": report.first_skipped})
-    return IngestResult(version.number, version.count, version.dim, report.skipped, duplicates,
+    return IngestResult(version.number, version.count, version.dim, report.skipped, duplicates.n,
                         time.perf_counter() - started, version.source, source.format, report.first_skipped)
+
+
+class _Count:
+    n = 0
+
+
+def _first_of_each(batches, duplicates: _Count):
+    """(keys, unit rows, norms, ranks) of each batch, a word's later occurrences dropped (and
+    counted), the rows normalised where the batch lies. Runs in the reading thread (see
+    `prefetch`), beside the main thread's SQLite work."""
+    seen: set[str] = set()
+    try:
+        for batch in batches:
+            keys, rows, ranks = batch.keys, batch.rows, batch.ranks
+            fresh = set(keys)
+            if len(fresh) == len(keys) and seen.isdisjoint(fresh):
+                seen |= fresh
+            else:
+                keep = []
+                for i, key in enumerate(keys):
+                    if key in seen:
+                        duplicates.n += 1
+                    else:
+                        seen.add(key)
+                        keep.append(i)
+                keys, rows, ranks = [keys[i] for i in keep], rows[keep], ranks[keep]
+            unit, norms = unit_rows(rows, in_place=True)
+            yield keys, unit, norms, ranks
+    finally:
+        batches.close()  # the reader closes its file
 
 
 def looks_like_fasttext_bin(path) -> bool:
@@ -131,7 +142,7 @@ def _ingest_fasttext(store, path: Path, limit, started, progress) -> IngestResul
     """A fastText .bin: its word vectors as a version, its n-gram buckets in a file beside them."""
     from ..backends.local import LocalStore
     from ..backends.tensorfile import MatrixWriter
-    from ..errors import BadOption
+    from ..errors import BadOption, machine_fault
     from .fasttext import read_model
 
     if not path.is_file():
@@ -144,22 +155,34 @@ def _ingest_fasttext(store, path: Path, limit, started, progress) -> IngestResul
     if model.nwords == 0:
         raise BadVectorFile(path, "no words in the model's dictionary")
     config = {"limit": limit, "subwords": model.config() if model.has_subwords else None}
-    hashing = ThreadPoolExecutor(1).submit(file_sha256, path)  # beside the reading (hashlib lets go of the GIL)
-    with store.new_version(kind="words", dim=model.dim, source=str(path.resolve()), format="fasttext-bin",
-                           config=config) as writer:
-        buckets = None
+    with InBackground(file_sha256, path) as hashing, store.new_version(  # the hash beside the reading
+            kind="words", dim=model.dim, source=str(path.resolve()), format="fasttext-bin", config=config) as writer:
+        copying = buckets = None
         if model.has_subwords:
+            # the bucket rows go to the store's file as they are, copied by the kernel beside the reading
             tmp, config["subwords"]["file"] = writer.attach_file("subwords.safetensors")
             buckets = MatrixWriter(tmp, model.dim)
-        with progress.task(f"ingest {path}", total=model.size, unit="B") as task:
-            for words, vectors, ranks in model.word_vectors(buckets, task):
-                if limit is not None and writer.count >= limit:
-                    break
-                keep = len(words) if limit is None else min(len(words), limit - writer.count)
-                unit, norms = unit_rows(vectors[:keep])
-                writer.append(unit, words[:keep], norms, ranks[:keep])
-        if buckets is not None:
-            buckets.close()
+            copying = InBackground(buckets.append_from_file, path, model.buckets_offset, model.header.bucket)
+        try:
+            with progress.task(f"ingest {path}", total=model.size, unit="B") as task:
+                for words, vectors, ranks in model.word_vectors(task):
+                    if limit is not None and writer.count >= limit:
+                        break
+                    keep = len(words) if limit is None else min(len(words), limit - writer.count)
+                    unit, norms = unit_rows(vectors[:keep], in_place=True)
+                    writer.append(unit, words[:keep], norms, ranks[:keep])
+            if copying is not None:
+                copying.result()
+                buckets.close(sync=False)  # the writer syncs it at commit, beside the SQLite index
+        except BaseException as e:
+            if copying is not None:
+                with copying:  # stopped and waited for
+                    pass
+                buckets.abort()
+            fault = machine_fault(e, store.path)  # a full disk while copying: one clear error
+            if fault is not None:
+                raise fault from None
+            raise
         writer.fields["sha256"] = hashing.result()
         version = writer.commit(metrics={"skipped": 0, "duplicates": 0, "undecodable": model.undecodable,
                                          "subwords": model.has_subwords})
@@ -228,9 +251,14 @@ def prefetch(iterator, depth: int = 2):
         thread.join(timeout=5)
 
 
-def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows / their norms, the norms), float32 like gensim; zero rows stay zero, never NaN."""
+def unit_rows(rows: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(rows / their norms, the norms), float32 like gensim; zero rows stay zero, never NaN.
+    `in_place`: `rows` is the caller's to give up (a batch just read), so a writable float32
+    array is divided where it lies instead of into a new one (a fresh array's page faults cost
+    ten times the division)."""
     rows = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=1)
-    unit = np.divide(rows, norms[:, None], out=np.zeros_like(rows), where=norms[:, None] > 0)
-    return unit, norms
+    if not (in_place and rows.flags.writeable and rows.flags.c_contiguous):
+        rows = np.array(rows, dtype=np.float32, order="C")
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))  # np.linalg.norm's value, without its n x d temporary
+    np.divide(rows, norms[:, None], out=rows, where=norms[:, None] > 0)
+    return rows, norms

@@ -30,6 +30,7 @@ from .sources import Source
 
 BATCH_BYTES = 2 << 20
 BATCH_LINES = 5_000
+_BINARY_BLOCK = 8 << 20
 _THREADS = True
 _ARCHIVE_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError)
 
@@ -301,9 +302,10 @@ def _first_non_number(fields: list[str]) -> str:
 
 def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadReport):
     """word2vec binary: "N D\\n", then per vector the word, a space, D little-endian float32
-    (and, usually, a newline). A block of the file is cut into records in one loop that only
-    finds each word's end and copies its floats into a batch buffer; the batch's words are
-    decoded and its numbers checked in one call each (a record-by-record error message only
+    (and, usually, a newline). The file is read into one reused block; a loop in Python only
+    finds each word's end, and numpy copies the batch's float records out of the block in one
+    gather (into an array of the batch's own, normalised later where it lies). The batch's words
+    are decoded and its numbers checked in one call each (a record-by-record error message only
     where a batch has a bad one)."""
     dim, count, label = source.dim, source.header_count, source.label
     report.unit = "vector"
@@ -312,16 +314,15 @@ def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadRepo
     wanted = count if limit is None else min(count, limit)
     number = 0  # vectors cut so far
 
-    def batch(words: list[bytes], floats: bytearray, first: int):
-        rows = np.frombuffer(floats, dtype="<f4").reshape(len(words), dim)
+    def batch(words: list, rows: np.ndarray, first: int):
         finite = np.isfinite(rows).all(axis=1)
         keys = _decode_all(words)
         if keys is not None and finite.all() and all(keys):
-            return VectorBatch(keys, rows.astype(np.float32), np.arange(first, first + len(words), dtype=np.int64))
+            return VectorBatch(keys, rows, np.arange(first, first + len(words), dtype=np.int64))
         keys, kept, ranks = [], [], []
         for i, word_bytes in enumerate(words):  # the culprits, in file order
             try:
-                word = word_bytes.decode("utf-8")
+                word = bytes(word_bytes).decode("utf-8")
             except UnicodeDecodeError:
                 word, problem = None, "the word is not valid UTF-8"
             else:
@@ -334,42 +335,64 @@ def read_binary(source: Source, *, limit=None, on_error="fail", report: ReadRepo
             keys.append(word)
             kept.append(i)
             ranks.append(first + i)
-        return VectorBatch(keys, rows[kept].astype(np.float32), np.array(ranks, dtype=np.int64)) if keys else None
+        return VectorBatch(keys, rows[kept], np.array(ranks, dtype=np.int64)) if keys else None
 
+    block = bytearray(max(_BINARY_BLOCK, 2 * record_bytes))  # grown for a longer record
+    filled = 0  # bytes of `block` holding data not yet cut
     try:
         stream.readline()  # the "N D" header
-        buffer = b""
         while number < wanted:
-            more = _read_binary_block(stream, label, number + 1)
-            if not more:
+            read = _read_binary_into(stream, memoryview(block)[filled:], label, number + 1)
+            if not read:
                 raise BadVectorFile(label, f"truncated: the header says {count} vectors, the file ends inside "
                                            f"vector {number + 1}")
-            buffer += more
-            words, floats, position, first = [], bytearray(), 0, number + 1
-            find, size = buffer.find, len(buffer)
+            filled += read
+            records = _records(block, filled, record_bytes)
+            words, starts, position, first = [], [], 0, number + 1
+            find = block.find
             while number < wanted:
-                space = find(b" ", position)
+                space = find(b" ", position, filled)
                 end = space + 1 + record_bytes
-                if space < 0 or end > size:
+                if space < 0 or end > filled:
                     break
-                words.append(buffer[position:space].lstrip(b"\n\r"))
-                floats += buffer[space + 1:end]
+                words.append(block[position:space].lstrip(b"\n\r"))
+                starts.append(space + 1)
                 position = end
                 number += 1
                 if len(words) >= BATCH_LINES:
-                    found = batch(words, floats, first)
+                    found = batch(words, _gather(records, starts, dim), first)
                     if found:
                         yield found
-                    words, floats, first = [], bytearray(), number + 1
+                    words, starts, first = [], [], number + 1
             if words:
-                found = batch(words, floats, first)
+                found = batch(words, _gather(records, starts, dim), first)
                 if found:
                     yield found
-            buffer = buffer[position:]
-        if limit is None and (buffer.strip() or _read_binary_block(stream, label, count).strip()):
+            del records  # the block's view: the block is written again below
+            block[:filled - position] = block[position:filled]
+            filled -= position
+            if filled == len(block):  # one record longer than the block (a very long word)
+                block += bytearray(len(block))
+        if limit is None and (block[:filled].strip() or _read_binary_into(
+                stream, memoryview(bytearray(1 << 16)), label, count)):
             raise BadVectorFile(label, f"more data after the {count} vectors the header announces")
     finally:
         stream.close()
+
+
+def _records(block: bytearray, filled: int, record_bytes: int) -> np.ndarray:
+    """A read-only (filled - record_bytes + 1, record_bytes) uint8 view of `block` whose row i is
+    the record_bytes bytes from offset i: a batch's records are its rows at their offsets."""
+    data = np.frombuffer(block, dtype=np.uint8, count=filled)
+    if filled < record_bytes:
+        return np.zeros((0, record_bytes), dtype=np.uint8)
+    return np.lib.stride_tricks.as_strided(data, shape=(filled - record_bytes + 1, record_bytes),
+                                           strides=(1, 1), writeable=False)
+
+
+def _gather(records: np.ndarray, starts: list[int], dim: int) -> np.ndarray:
+    """The float32 rows whose bytes begin at `starts`, copied out of the block in one call."""
+    return records[np.array(starts, dtype=np.int64)].view("<f4").astype(np.float32, copy=False).reshape(-1, dim)
 
 
 def _decode_all(words: list[bytes]) -> list[str] | None:
@@ -380,8 +403,17 @@ def _decode_all(words: list[bytes]) -> list[str] | None:
         return None
 
 
-def _read_binary_block(stream, label, number) -> bytes:
+def _read_binary_into(stream, buffer: memoryview, label, number) -> int:
+    """Fill `buffer` from the stream as far as it goes; the bytes read (0 at the end)."""
     try:
-        return stream.read(8 << 20)
+        total = 0
+        while total < len(buffer):
+            read = stream.readinto(buffer[total:])
+            if not read:
+                break
+            total += read
+        return total
     except _ARCHIVE_ERRORS as e:
         raise BadVectorFile(label, f"truncated or corrupt archive inside vector {number} ({e})") from None
+    finally:
+        buffer.release()

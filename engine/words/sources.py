@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import zipfile
 from collections import Counter
@@ -24,12 +23,11 @@ _PEEK = 1 << 16
 
 
 class CountingReader(io.RawIOBase):
-    """Wraps the file on disk: counts and sha256-hashes every byte that passes through."""
+    """Wraps the file on disk: counts the bytes that pass through (for progress)."""
 
     def __init__(self, raw):
         self.raw = raw
         self.bytes_read = 0
-        self.sha256 = hashlib.sha256()
 
     def readable(self):
         return True
@@ -38,7 +36,6 @@ class CountingReader(io.RawIOBase):
         n = self.raw.readinto(buffer)
         if n:
             self.bytes_read += n
-            self.sha256.update(memoryview(buffer)[:n])
         return n
 
     def close(self):
@@ -64,11 +61,6 @@ class Source:
     @property
     def label(self) -> str:
         return f"{self.path}:{self.member}" if self.member else str(self.path)
-
-    @property
-    def hashes_file(self) -> bool:
-        """Whether the counter of a complete read holds the sha256 of the file on disk."""
-        return self.compression != "zip"
 
     def open(self):
         """(decompressed binary stream, CountingReader of the file on disk, or of the zip member)."""
