@@ -19,6 +19,7 @@ import click
 from .engine.errors import MACHINE_ERRNOS, SimdexError
 from .engine.progress import Progress
 from .engine.records import oov_fields, ranked, to_json
+from .engine.sentences import KEYWORD_WEIGHT, RRF_K, VECTOR_WEIGHT
 from .engine.training.config import MODELS, EncoderTrainConfig, TrainConfig
 
 TRAINING, ENCODING = TrainConfig(), EncoderTrainConfig()  # the trainer's defaults: shown, never restated
@@ -320,11 +321,11 @@ def where_option(command):
 @where_option
 @click.option("--mode", type=click.Choice(["vector", "keyword", "hybrid"]), default="vector", show_default=True,
               help="Nearest encodings, full-text matches (BM25), or both fused by reciprocal rank.")
-@click.option("--vector-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--vector-weight", type=click.FloatRange(min=0), default=VECTOR_WEIGHT, show_default=True,
               help="hybrid: the weight of the vector list's ranks.")
-@click.option("--keyword-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="hybrid: the weight of the keyword list's ranks.")
-@click.option("--rrf-k", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--keyword-weight", type=click.FloatRange(min=0), default=KEYWORD_WEIGHT, show_default=True,
+              help="hybrid: the weight of the keyword list's ranks (chosen on validation queries).")
+@click.option("--rrf-k", type=click.FloatRange(min=0), default=RRF_K, show_default=True,
               help="hybrid: reciprocal rank fusion's constant (a hit scores weight / (rrf_k + rank)).")
 @file_option
 @version_option()

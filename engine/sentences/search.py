@@ -11,7 +11,11 @@ the fields kept with them.
   prefix*, parentheses) is passed as it is. Words in more than a tenth of the texts are left out
   of a query of alternatives that has rarer ones (they would rank every text).
 - `hybrid`: both lists (each `pool` long), fused by reciprocal rank fusion: a text's fused score
-  is the sum over the lists that found it of weight / (rrf_k + rank).
+  is the sum over the lists that found it of weight / (rrf_k + rank). The keyword list weighs
+  KEYWORD_WEIGHT (5) to the vector list's 1: chosen on validation queries (bench_search.py's
+  sweep: rare spans and first halves of sentences, another seed than the reported ones) as the
+  weight whose hybrid comes closest to the better single list on both (at 1/1 the vector list,
+  which blurs rare names and phrases, pushed keyword hits out of the top ten).
 Every answer keeps `score` as its cosine to the query's encoding, carries the text's fields, and,
 in keyword and hybrid modes, which lists found it, its rank in each and the fused score.
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BadOption, BadQuery, check_choice
+from . import KEYWORD_WEIGHT, RRF_K, VECTOR_WEIGHT
 from .where import parse
 
 MODES = ("vector", "keyword", "hybrid")
@@ -66,7 +71,8 @@ class Hit:
 
 
 def search(store, queries: list[str], k: int = 10, *, where: str | None = None, mode: str = "vector",
-           exact: bool = False, vector_weight: float = 1.0, keyword_weight: float = 1.0, rrf_k: float = 60.0,
+           exact: bool = False, vector_weight: float = VECTOR_WEIGHT, keyword_weight: float = KEYWORD_WEIGHT,
+           rrf_k: float = RRF_K,
            pool: int = POOL) -> list[list[Hit]]:
     """For each query, its k best stored texts (see the module's notes)."""
     from ..query import check_k
