@@ -148,9 +148,12 @@ class MatrixWriter:
         return False
 
 
-def sync_files(paths) -> None:
-    """fsync each file (written and closed): its bytes are on disk before it is renamed into place."""
+def sync_files(paths, stop=None) -> None:
+    """fsync each file (written and closed): its bytes are on disk before it is renamed into place;
+    `stop` (a threading.Event) set skips the files not yet synced."""
     for path in paths:
+        if stop is not None and stop.is_set():
+            return
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)

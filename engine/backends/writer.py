@@ -16,13 +16,12 @@ vectors for existing keys, which only segments allow.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadOption, machine_fault
-from ..files import temporary_path
+from ..files import InBackground, temporary_path
 from ..store import STORE_KINDS, VersionWriter
 from .tensorfile import MatrixWriter, sync_files
 
@@ -147,7 +146,7 @@ class LocalVersionWriter(VersionWriter):
             # the files reach the disk in a thread (it waits on the disk) while SQLite builds the
             # lookup index; both are done before anything is renamed into place
             files = [segment.tmp for segment in self._new] + [tmp for tmp, _ in self._files]
-            syncing = ThreadPoolExecutor(1, thread_name_prefix="simdex-fsync").submit(sync_files, files)
+            syncing = InBackground(sync_files, files)
             for segment in self._new:
                 store.add_segment(segment.number, segment.relative, segment.count, self.dim, segment.keys)
                 if segment.keys == segment.number:
@@ -164,9 +163,11 @@ class LocalVersionWriter(VersionWriter):
             store.commit()
         except BaseException as e:
             if syncing is not None:
-                wait([syncing])
+                with syncing:  # stopped and waited for
+                    pass
             store.rollback()
             for segment in self._new:
+                segment.matrix.abort()  # (a background writer's thread ends with it)
                 segment.final.unlink(missing_ok=True)
                 segment.tmp.unlink(missing_ok=True)
             for tmp, final in self._files:
