@@ -2,7 +2,8 @@
 
 A `Source` knows its path, compression, format, dimension and header count, and opens a fresh
 binary stream of the decompressed bytes (positioned after any BOM) as often as asked. The
-stream counts and hashes the bytes read from disk, for progress and the version's sha256.
+stream counts the bytes read from disk, for progress (the version's sha256 of the file is
+computed by a thread of its own beside the reading: engine/words/ingest.py).
 """
 
 from __future__ import annotations
