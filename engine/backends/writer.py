@@ -211,7 +211,7 @@ def stage_segment(store, job: str, *, kind: str, unit_rows: np.ndarray, keys, no
             os.replace(segment.tmp, segment.final)
     except BaseException:
         if segment is not None:
-            segment.tmp.unlink(missing_ok=True)
+            segment.matrix.abort()  # (its background writer's thread ends with it; removes the file)
             segment.final.unlink(missing_ok=True)
         raise
     return number
