@@ -21,6 +21,7 @@ from .errors import BadQuery
 COSMUL_EPSILON = 1e-6
 _SCORE_BLOCK = 1 << 24  # floats in one (queries x rows) score block: 64 MiB
 KEPT_BYTES = 256 << 20  # what the gathered rows of recent filters may hold together
+CODE_BATCH = 65_536  # rows gathered at a time while a filter's rows are encoded
 
 
 def parse_expression(text: str) -> tuple[list[str], list[str]]:
@@ -131,7 +132,8 @@ def search(matrix, queries: np.ndarray, k: int, restrict: int | None = None,
 
 class KeptRows:
     """What searching the rows a filter keeps needs, made once per filter rather than per query:
-    the rows gathered from the matrix, and the bitmap of them that FAISS's IDSelectorBitmap reads.
+    the rows gathered from the matrix, the bitmap of them that FAISS's IDSelectorBitmap reads,
+    and their PQ codes (for an index saved with a filter codec).
 
     Entries are keyed by the identity of the (sorted) row-id array, which a store's open filters
     keep (search.Subset, tuning's levels), and die with it; gathered rows are kept up to
@@ -182,6 +184,22 @@ class KeptRows:
                              lambda: np.asarray(matrix[rows], dtype=np.float32), cost=lambda block: block.nbytes)
         except TypeError:  # an object weakref cannot follow: gather each time
             return np.asarray(matrix[rows], dtype=np.float32)
+
+    def coded(self, codec, matrix, rows: np.ndarray):
+        """A FAISS PQ fast-scan index holding the codes of matrix[rows] (ids: positions in
+        `rows`), encoded with the trained empty `codec` (a copy of it is filled)."""
+        def make():
+            import faiss
+
+            index = faiss.clone_index(codec)
+            for start in range(0, len(rows), CODE_BATCH):
+                index.add(np.ascontiguousarray(matrix[rows[start:start + CODE_BATCH]], dtype=np.float32))
+            return index
+        try:
+            return self._get(("codes", id(codec), id(matrix), id(rows)), (codec, matrix, rows), make,
+                             cost=lambda index: index.ntotal * index.code_size)
+        except TypeError:  # an object weakref cannot follow: encode each time
+            return make()
 
     def bitmap(self, rows: np.ndarray, total: int) -> np.ndarray:
         """Bit i (of byte i >> 3, least significant first) set for each row id i of `rows`."""

@@ -21,7 +21,11 @@ parameters meeting the target with that filter are kept in `params["restricted"]
 they answer a query faster than an exact search over the N rows; below that, restrictions
 search exactly (which always meets the target, and is then the faster). A sentence store
 keeping fields (`--where` filters keep rows scattered through it) is measured the same way
-for random subsets of 1/2, 1/4, ... 1/128 of its rows, in `params["filtered"]`.
+for random subsets of 1/2, 1/4, ... 1/128 of its rows, in `params["filtered"]`; for such a
+store a PQ fast-scan codec (d/3 or d/2 sub-quantisers of 4 bits, trained on at most 65,536
+seeded rows) is saved beside the index, and at each share the scan of the kept rows' codes
+(re-ranked exactly) competes with the index's filter: the faster of the two at the target is
+kept (see searcher.py).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ SAMPLE_QUERIES = 1000
 MIN_FILTER_FLOATS = 1 << 20  # rows x dim an exact search reads in well under a millisecond
 LATENCY_QUERIES = 50
 FILTER_SHARES = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128)
+CODEC_SAMPLE = 65_536
+CODE_RERANK = (4, 6, 8, 12, 16, 24, 32)  # a code scan's shortlist, in multiples of k, cheapest first
 
 
 @dataclass
@@ -90,7 +96,8 @@ def build_index(store: LocalStore, kind: str = "hnsw", target_recall: float = 0.
     index, factory = make_index(kind, n, d)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     add_rows(index, matrix, progress)
-    return _tune_and_save(store, directory, index, kind, factory, target_recall, started)
+    codec = train_codec(matrix) if filtered_by_share(store, matrix) else None
+    return _tune_and_save(store, directory, index, kind, factory, target_recall, started, codec)
 
 
 def extend_index(store: LocalStore, progress: Progress = SILENT) -> BuildResult:
@@ -112,26 +119,58 @@ def extend_index(store: LocalStore, progress: Progress = SILENT) -> BuildResult:
     for first in range(index.ntotal, matrix.shape[0], 50_000):
         rows = matrix[np.arange(first, min(matrix.shape[0], first + 50_000))]
         index.add(np.ascontiguousarray(rows, dtype=np.float32))
-    return _tune_and_save(store, directory, index, record["kind"], record["factory"], target, started)
+    codec = None
+    if filtered_by_share(store, matrix):  # the codec trained with the index still encodes the new
+        # rows; an index saved before codecs were (or over too few rows to want one) gets one now
+        codes = store.codes_path(record)
+        codec = faiss.read_index(str(codes)) if codes.exists() else train_codec(matrix)
+    return _tune_and_save(store, directory, index, record["kind"], record["factory"], target, started, codec)
 
 
-def _tune_and_save(store, directory, index, kind, factory, target, started) -> BuildResult:
-    """Tune an index holding every row of the store's version to `target`, write it to a
-    temporary file and make it the store's index (one transaction)."""
+def filtered_by_share(store, matrix) -> bool:
+    """Whether filters on the store's fields are tuned (tune_filters' largest share, half the
+    rows, is worth an index: below that every filter searches exactly), so a codec is wanted."""
+    return bool(store.fields()) and matrix.shape[0] * matrix.shape[1] >= 2 * MIN_FILTER_FLOATS
+
+
+def train_codec(matrix: np.ndarray):
+    """A PQ fast-scan codec (4-bit codes of d/3 or d/2 sub-quantisers: 1/24 or 1/16 of the
+    float bytes) trained on at most CODEC_SAMPLE seeded rows; filtered searches scan codes
+    made with it (searcher.py)."""
+    n, d = matrix.shape
+    m = d // 3 if d % 3 == 0 else d // 2 if d % 2 == 0 else d
+    codec = faiss.IndexPQFastScan(d, m, 4, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=min(n, CODEC_SAMPLE), replace=False))
+    codec.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
+    return codec
+
+
+def _tune_and_save(store, directory, index, kind, factory, target, started, codec=None) -> BuildResult:
+    """Tune an index holding every row of the store's version to `target`, write it (and the
+    filter codec) to temporary files and make it the store's index (one transaction)."""
     matrix = store.vectors()
-    params, recall, met, notes = tune(Searcher(index, kind, {}, matrix), matrix, target, filters=bool(store.fields()))
+    params, recall, met, notes = tune(Searcher(index, kind, {}, matrix, codec), matrix, target,
+                                      filters=bool(store.fields()))
     params["target_recall"] = target
     seconds = time.perf_counter() - started
     tmp = temporary_path(directory, ".faiss")
+    codes_tmp = None if codec is None else temporary_path(directory, ".codes")
     try:
         faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if codec is not None:
+            faiss.write_index(codec, str(codes_tmp))
+        for path in (tmp, codes_tmp):
+            if path is not None:
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
         size = tmp.stat().st_size
         store.save_index(tmp, version=store.version.number, kind=kind, factory=factory, params=params,
-                         recall_at_10=recall, seconds=seconds)
+                         recall_at_10=recall, seconds=seconds, codes_tmp=codes_tmp)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for path in (tmp, codes_tmp):
+            if path is not None:
+                path.unlink(missing_ok=True)
         raise
     return BuildResult(kind, factory, store.version.number, recall, params, seconds, size, target, met, notes)
 
@@ -263,31 +302,40 @@ def tune_filters(searcher, grid, params, matrix, xq, ids, k, target) -> list:
         rows = np.sort(rng.choice(n, size=count, replace=False))
         levels.append(rows)
         shares[id(rows)] = share
+    scans = [{"scan": "codes", "rerank": r} for r in CODE_RERANK] if searcher.codec is not None else []
     found = _tune_levels(
         grid, params, xq, ids, k, target, levels,
         exact=lambda x, kk, rows, exclude=None: search_rows(matrix, x, kk, rows, exclude=exclude),
-        filtered=lambda x, kk, rows, candidate: searcher.search_with(x, kk, None, candidate, rows=rows))
+        filtered=lambda x, kk, rows, candidate: searcher.search_rows_with(x, kk, rows, candidate),
+        alternatives=scans)
     return [[shares[id(rows)], chosen] for rows, chosen in found]
 
 
-def _tune_levels(grid, params, xq, ids, k, target, levels, exact, filtered) -> list:
+def _tune_levels(grid, params, xq, ids, k, target, levels, exact, filtered, alternatives=()) -> list:
     """[[level, params or None]]: for each filter level (least selective first), the cheapest
     parameters from `grid` (no cheaper than the last level's) meeting `target` faster than an
-    exact search of the level's rows, or None, after which the rest search exactly."""
+    exact search of the level's rows, or None, after which the rest search exactly. Given
+    `alternatives` (another way of answering, cheapest first), the first of them meeting the
+    target competes too, and the faster of the two is kept."""
     chosen_levels, start = [], grid.index(params) if params in grid else 0
     probe = xq[:LATENCY_QUERIES]
     for level in levels:
         exact_seconds = _latency(lambda x: exact(x, k + 1, level), probe)
         _, truth = exact(xq, k, level, exclude=[[i] for i in ids])
-        found = None
-        for position in range(start, len(grid)):
-            candidate = grid[position]
-            search = lambda x, kk: filtered(x, kk, level, candidate)  # noqa: E731
-            if _latency(lambda x: search(x, k + 1), probe) > exact_seconds:
-                break  # from here on the index is slower than an exact search
-            if measure_recall(lambda x, kk: search(x, kk)[1], xq, ids, truth, k) >= target:
-                found, start = candidate, position
-                break
+        measured = []  # (seconds, params) of what met the target faster than exact
+        for ways, first in ((grid, start), (list(alternatives), 0)):
+            for position in range(first, len(ways)):
+                candidate = ways[position]
+                search = lambda x, kk: filtered(x, kk, level, candidate)  # noqa: E731
+                seconds = _latency(lambda x: search(x, k + 1), probe)
+                if seconds > exact_seconds:
+                    break  # from here on this way is slower than an exact search
+                if measure_recall(lambda x, kk: search(x, kk)[1], xq, ids, truth, k) >= target:
+                    measured.append((seconds, candidate))
+                    if ways is grid:
+                        start = position
+                    break
+        found = min(measured, key=lambda m: m[0])[1] if measured else None
         chosen_levels.append([level, found])
         if found is None:
             break  # more selective filters: exact is cheaper still, the index's filter harder

@@ -9,9 +9,15 @@ measured at build time for a few N (`params["restricted"]`); below the smallest 
 index met the target faster than an exact search, an exact search over the N rows answers.
 A filter on the fields kept with a sentence store's texts (`--where`) keeps a scattered set of
 rows (IDSelectorBitmap); its recall was measured the same way for random subsets of a few
-shares of the rows (`params["filtered"]`), and below the smallest share measured to meet the
-target faster, the kept rows are searched exactly. A query left with fewer than k answers by
-a filter is answered exactly.
+shares of the rows (`params["filtered"]`), with a second way to answer beside the index's
+filter: a scan of the kept rows' PQ codes (a fast-scan codec trained on the whole store at build
+time, saved beside the index; the kept rows are encoded once per filter), whose best
+`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`). A graph searched through
+a selective filter must visit ever more nodes to find k kept ones; the scan's cost is the kept
+rows' count at 1/16 (or less) of their float bytes. Each share keeps whichever of the two was
+measured faster at the target; below the smallest share where either beat an exact search, the
+kept rows are searched exactly. A query left with fewer than k answers by a filter is answered
+exactly.
 
 One query runs on one thread: an OpenMP team's start-up costs more than an HNSW search.
 Batches use every core.
@@ -70,8 +76,9 @@ class Searcher:
     `kind` is the user's name for the index ("hnsw", "ivfpq", or a factory string), as recorded
     in the store; `type` is what FAISS built (family, and whether it re-ranks)."""
 
-    def __init__(self, index, kind: str, params: dict, matrix: np.ndarray):
+    def __init__(self, index, kind: str, params: dict, matrix: np.ndarray, codec=None):
         self.index = index
+        self.codec = codec  # a trained, empty PQ fast-scan index for filtered scans, or None
         self.kind = kind
         self.type = IndexType.of(index)
         self.matrix = matrix
@@ -81,14 +88,16 @@ class Searcher:
         self.params = params
 
     @classmethod
-    def load(cls, path, kind: str, params: dict, matrix: np.ndarray) -> "Searcher":
-        """Read the index memory-mapped where FAISS allows it (flat codes, HNSW storage, IVF lists)."""
+    def load(cls, path, kind: str, params: dict, matrix: np.ndarray, codes_path=None) -> "Searcher":
+        """Read the index memory-mapped where FAISS allows it (flat codes, HNSW storage, IVF
+        lists), and the filter codec saved beside it (`codes_path`), if any."""
         flags = faiss.IO_FLAG_READ_ONLY
         try:
             index = faiss.read_index(str(path), flags | faiss.IO_FLAG_MMAP_IFC)
         except RuntimeError:
             index = faiss.read_index(str(path), flags)
-        return cls(index, kind, params, matrix)
+        codec = None if codes_path is None else faiss.read_index(str(codes_path))
+        return cls(index, kind, params, matrix, codec)
 
     @property
     def ntotal(self) -> int:
@@ -127,7 +136,9 @@ class Searcher:
         where an exact search over them answers: those measured for the largest share <= it."""
         for measured, params in self._filtered:
             if measured <= share + 1e-9:
-                return None if params is None else {**self.params, **params}
+                if params is None or params.get("scan"):
+                    return params  # exact, or a scan of codes (no index parameters)
+                return {**self.params, **params}
         return None
 
     def search(self, xq: np.ndarray, k: int, restrict: int | None = None, rows: np.ndarray | None = None):
@@ -154,13 +165,26 @@ class Searcher:
 
     def _search_filtered(self, xq, k, rows):
         params = self.params_for_share(len(rows) / max(self.ntotal, 1))
-        if params is None or len(rows) <= k:
+        if params is None or len(rows) <= k or (params.get("scan") == "codes" and self.codec is None):
             return search_rows(self.matrix, xq, k, rows)
-        D, I = self.search_with(xq, k, None, params, rows=rows)
+        D, I = self.search_rows_with(xq, k, rows, params)
         short = (I < 0).any(axis=1)
         if short.any():  # the filter left too few: answer those exactly
             D[short], I[short] = search_rows(self.matrix, xq[short], k, rows)
         return D, I
+
+    def search_rows_with(self, xq, k, rows, params):
+        """The k best of the sorted ids `rows` with the given parameters: the index through a
+        filter, or a scan of the rows' codes (`{"scan": "codes", "rerank": R}`), for tuning."""
+        if params.get("scan") != "codes":
+            return self.search_with(xq, k, None, params, rows=rows)
+        threads = threads_for(len(xq))
+        if threads != self._threads:
+            faiss.omp_set_num_threads(threads)
+            self._threads = threads
+        coded = kept_rows.coded(self.codec, self.matrix, rows)
+        _, local = coded.search(xq, min(len(rows), k * int(params.get("rerank", 10))))
+        return exact_rerank(self.matrix, xq, np.where(local >= 0, rows[np.maximum(local, 0)], -1), k)
 
     def search_with(self, xq, k, restrict, params, rows=None):
         """search() with the given parameters and filter (the first `restrict` rows, or the
@@ -236,6 +260,11 @@ class Searcher:
 
 def exact_rerank(matrix: np.ndarray, xq: np.ndarray, candidates: np.ndarray, k: int):
     """Re-score each query's candidate rows exactly and keep the best k (ties: lower id)."""
+    if len(xq) == 1:  # one query (a CLI search): the same, with a tenth of the array work
+        ids = candidates[0][candidates[0] >= 0]
+        scores = np.asarray(matrix[ids], dtype=np.float32) @ xq[0]
+        order = np.lexsort((ids, -scores))[:k]
+        return _pad(scores[order][None], ids[order][None], k)
     vectors = candidate_vectors(matrix, candidates)
     return best_of(np.einsum("qmd,qd->qm", vectors, xq), candidates, k)
 

@@ -254,3 +254,69 @@ def test_restricted_neighbours_through_hnsw_meet_the_target(glove_hnsw):
     small = glove_hnsw.neighbors_many(words[:50], k=10, restrict=30_000)
     assert small == glove_hnsw.neighbors_many(words[:50], k=10, restrict=30_000, exact=True)
     assert searcher.params_for(30_000) is None  # an exact search over 30,000 rows beats the filter
+
+
+def test_filtered_search_scans_codes_where_they_are_faster(glove_store, tmp_path):
+    """A store keeping fields gets a PQ codec beside its index; filters on its fields are answered
+    by the index's filter or by a scan of the kept rows' codes, whichever tuning measured faster at
+    the target, and either way within the target of a brute-force scan of the kept rows. The
+    codec goes with the index: kept by an extension, removed with the index it served."""
+    from simdex.engine.backends.local import text_hash
+    from simdex.engine.query import search_rows
+    from simdex.engine.sentences.search import Subset
+    from simdex.indexes import build_index
+    from simdex.indexes.build import extend_index
+
+    n = 48_000  # real GloVe rows as a sentence store's vectors: 2.4M floats, enough to tune filters on
+    words = glove_store.keys()[:n + 2000]
+    matrix = np.asarray(glove_store.vectors()[:n + 2000], dtype=np.float32)
+    store = Store.create(tmp_path / "fields")
+    fields = {"bucket": "integer"}
+
+    def write(first, last):
+        with store.new_version(kind="sentences", dim=50, source="glove rows", format="sentences",
+                               config={"fields": fields}) as writer:
+            if first:
+                writer.reuse(store.segments())  # the earlier rows, then the new ones
+            for start in range(0, last, 10_000) if first == 0 else [first]:
+                end = min(last, start + 10_000) if first == 0 else last
+                writer.append(matrix[start:end], words[start:end], np.ones(end - start, np.float32),
+                              np.arange(start, end), hashes=[text_hash(w) for w in words[start:end]],
+                              external_ids=[None] * (end - start),
+                              fields=[{"bucket": i % 64} for i in range(start, end)])
+            writer.commit()
+
+    write(0, n)
+    store = Store.open(store.path)
+    build_index(store, kind="hnsw")
+    store = Store.open(store.path)
+    record = store.index_record()
+    assert store.codes_path(record).exists() and store.searcher().codec is not None
+    searcher = store.searcher()
+    xq = matrix[np.random.default_rng(3).choice(n, 100, replace=False)]
+    target = searcher.params["target_recall"]
+    tuned = searcher.params["filtered"]  # which way wins each share is measured (machine-dependent)
+    scan_everywhere = dict(searcher.params, filtered=[[0.0, {"scan": "codes", "rerank": 8}]])
+    for where in ("bucket < 32", "bucket < 8", "bucket < 3", "bucket = 5 OR bucket = 40"):
+        subset = Subset.of(store, where)
+        _, truth = search_rows(store.vectors(), xq, 10, subset.rows)
+        searcher.params = dict(searcher.params, filtered=tuned)
+        chosen = store.search_vectors(xq, 10, subset=subset)[1]
+        searcher.params = scan_everywhere  # every share answered by scanning the kept rows' codes
+        scanned = store.search_vectors(xq, 10, subset=subset)[1]
+        assert np.array_equal(scanned, searcher.search_rows_with(xq, 10, subset.rows,
+                                                                 {"scan": "codes", "rerank": 8})[1])
+        for found in (chosen, scanned):
+            assert np.isin(found, subset.rows).all(), where
+            recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+            assert recall >= target - 0.02, (where, recall)
+    write(n, n + 2000)  # an incremental version: the index is extended, the codec carried over
+    store = Store.open(store.path)
+    extend_index(store)
+    store = Store.open(store.path)
+    names = sorted(p.name for p in (store.path / "indexes").iterdir())
+    assert names == ["v2-2.codes", "v2-2.faiss"], names
+    subset = Subset.of(store, "bucket < 3")
+    _, truth = search_rows(store.vectors(), xq, 10, subset.rows)
+    found = store.searcher().search_rows_with(xq, 10, subset.rows, {"scan": "codes", "rerank": 8})[1]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]) >= target - 0.02

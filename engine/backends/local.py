@@ -3,6 +3,8 @@
     STORE/store.db                 versions, segments, vocab (key, norm, rank per row), meta, indexes
     STORE/vectors/sN.safetensors   segment N's unit-length rows, float32, memory-mapped on read
     STORE/indexes/vN-M.faiss       the FAISS index built over version N (see indexes/)
+    STORE/indexes/vN-M.codes       beside it, for a store keeping fields: the trained PQ codec
+                                   that filtered searches scan the kept rows' codes with
     STORE/models/                  models a version records: int8 encoders, fine-tuned encoders
     STORE/classifiers/vN.pt        the sentiment classifier trained on version N (`simdex predict`)
     STORE/train/                   a training run's checkpoint and caches (deletable between runs)
@@ -482,11 +484,17 @@ class LocalStore(Store):
         # store without an index (or a query with --exact) never needs it.
         from ...indexes.searcher import Searcher
 
-        return Searcher.load(path, record["kind"], record["params"], self.vectors())
+        codes = self.codes_path(record)
+        return Searcher.load(path, record["kind"], record["params"], self.vectors(),
+                             codes_path=codes if codes.exists() else None)
 
     def index_path(self, record: dict) -> Path:
         """The file of an index the store records (index_record())."""
         return self.path / record["path"]
+
+    def codes_path(self, record: dict) -> Path:
+        """The filter codec saved with an index (present only for stores keeping fields)."""
+        return self.index_path(record).with_suffix(".codes")
 
     def check_writable(self) -> None:
         """Raise StoreReadOnly now, before long work whose result could not be saved."""
@@ -532,11 +540,13 @@ class LocalStore(Store):
         return None if relative is None else self.path / relative
 
     def save_index(self, tmp_path, *, version: int, kind: str, factory: str, params: dict, recall_at_10: float,
-                   seconds: float) -> None:
-        """Rename a written index file into place and make it the store's index, in one
-        transaction; the files of the indexes it replaces are removed after the commit."""
+                   seconds: float, codes_tmp=None) -> None:
+        """Rename a written index file (and its filter codec `codes_tmp`, if any) into place and
+        make it the store's index, in one transaction; the files of the indexes it replaces are
+        removed after the commit."""
         tmp = Path(tmp_path)
-        final = None
+        codes_tmp = None if codes_tmp is None else Path(codes_tmp)
+        placed = []
         try:
             with self.transaction() as conn:
                 old = conn.execute("SELECT path FROM indexes").fetchall()
@@ -544,18 +554,23 @@ class LocalStore(Store):
                 relative = f"{INDEXES_DIR}/v{version}-{number}.faiss"
                 final = self.path / relative
                 size = tmp.stat().st_size
+                if codes_tmp is not None:
+                    placed.append(final.with_suffix(".codes"))
+                    os.replace(codes_tmp, placed[-1])
+                placed.append(final)
                 os.replace(tmp, final)
                 conn.execute(
                     f"INSERT INTO indexes ({', '.join(_INDEX_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (number, version, kind, factory, relative, json.dumps(params), recall_at_10, seconds, size, now()))
                 conn.execute("DELETE FROM indexes WHERE id != ?", (number,))
         except BaseException:
-            if final is not None:
-                final.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)
+            for path in [*placed, tmp, codes_tmp]:
+                if path is not None:
+                    path.unlink(missing_ok=True)
             raise
         for (path,) in old:
             (self.path / path).unlink(missing_ok=True)
+            (self.path / path).with_suffix(".codes").unlink(missing_ok=True)
         self._searcher = None
         self.notice = None
 
