@@ -12,7 +12,9 @@ rows (IDSelectorBitmap); its recall was measured the same way for random subsets
 shares of the rows (`params["filtered"]`), with a second way to answer beside the index's
 filter: a scan of the kept rows' PQ codes (a fast-scan codec trained on the whole store at build
 time, saved beside the index; the kept rows are encoded once per filter), whose best
-`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`). A graph searched through
+`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`; R measured at a share
+grows in proportion for a larger share up to the next measured one: more rows score near the
+best). A graph searched through
 a selective filter must visit ever more nodes to find k kept ones; the scan's cost is the kept
 rows' count at 1/16 (or less) of their float bytes. Each share keeps whichever of the two was
 measured faster at the target; below the smallest share where either beat an exact search, the
@@ -26,6 +28,7 @@ Batches use every core.
 from __future__ import annotations
 
 import enum
+import math
 import os
 from dataclasses import dataclass
 
@@ -136,8 +139,11 @@ class Searcher:
         where an exact search over them answers: those measured for the largest share <= it."""
         for measured, params in self._filtered:
             if measured <= share + 1e-9:
-                if params is None or params.get("scan"):
-                    return params  # exact, or a scan of codes (no index parameters)
+                if params is None:
+                    return None
+                if params.get("scan"):  # the rows whose codes score near the best k grow with the
+                    # rows scanned: the shortlist measured at `measured` grows with the share
+                    return {**params, "rerank": params["rerank"] * max(1.0, share / measured)}
                 return {**self.params, **params}
         return None
 
@@ -183,7 +189,7 @@ class Searcher:
             faiss.omp_set_num_threads(threads)
             self._threads = threads
         coded = kept_rows.coded(self.codec, self.matrix, rows)
-        _, local = coded.search(xq, min(len(rows), k * int(params.get("rerank", 10))))
+        _, local = coded.search(xq, min(len(rows), math.ceil(k * float(params.get("rerank", 10)))))
         return exact_rerank(self.matrix, xq, np.where(local >= 0, rows[np.maximum(local, 0)], -1), k)
 
     def search_with(self, xq, k, restrict, params, rows=None):
