@@ -143,7 +143,7 @@ class Searcher:
                     return None
                 if params.get("scan"):  # the rows whose codes score near the best k grow with the
                     # rows scanned: the shortlist measured at `measured` grows with the share
-                    return {**params, "rerank": params["rerank"] * max(1.0, share / measured)}
+                    return {**params, "rerank": params["rerank"] * max(1.0, share / measured if measured > 0 else 1.0)}
                 return {**self.params, **params}
         return None
 
