@@ -284,9 +284,11 @@ def test_keyword_and_hybrid_find_the_text_a_rare_phrase_comes_from(store, review
     assert found["hybrid"] > found["vector"] or found["vector"] == len(spans)
 
 
-def test_keyword_pruning_ranks_as_fts5_ranks_every_match(store, reviews, monkeypatch):
-    """Alternatives of single words are ranked without scoring every text that holds a common word
-    (MaxScore): the same texts, the same BM25 scores, as FTS5's own ORDER BY rank over all matches."""
+def test_keyword_ranking_is_fts5s_own(store, reviews, monkeypatch):
+    """Alternatives of single words are ranked without FTS5 scoring every text that holds a common
+    word: from the postings kept beside the index (the default), or, for a store without them,
+    with MaxScore pruning. Both give the texts and BM25 scores of FTS5's own ORDER BY rank over
+    every match."""
     from simdex.engine.backends import local
 
     rows, _, _ = reviews
@@ -296,18 +298,27 @@ def test_keyword_pruning_ranks_as_fts5_ranks_every_match(store, reviews, monkeyp
     queries = [" OR ".join(f'"{w}"' for w in [*rng.choice(vocabulary, size=int(rng.integers(1, 5)), replace=False),
                                                *rng.choice(common, size=int(rng.integers(1, 3)), replace=False)])
                for _ in range(60)]
-    queries += ['"the" OR "film" OR "gripping"', '"a" OR "of" OR "thriller" OR "sea"', '"movie" OR "boring"']
-    pruned = {(q, limit): store.keyword_rows(q, limit) for q in queries for limit in (3, 10, 50)}
+    queries += ['"the" OR "film" OR "gripping"', '"a" OR "of" OR "thriller" OR "sea"', '"movie" OR "boring"',
+                '"film" OR "film" OR "noir"', '"zzzunseen" OR "the"', '"café" OR "naïve"', '"Film" OR "NOIR"',
+                '"sci-fi" OR "film"']
+    assert store.conn.execute("SELECT count(*) FROM text_lengths").fetchone()[0] > 0
+    from_postings = {(q, limit): store.keyword_rows(q, limit) for q in queries for limit in (3, 10, 50)}
+    monkeypatch.setattr(local.LocalStore, "_postings_totals", lambda self: None)  # a store without them
+    pruned = {key: store.keyword_rows(*key) for key in from_postings}
     calls = []
     original = local.LocalStore._best_of_alternatives
     monkeypatch.setattr(local.LocalStore, "_best_of_alternatives",
                         lambda self, *args: calls.append(original(self, *args)) or None)  # rank every match
-    # (each call also records what pruning gave, to show that it answered)
-    for (q, limit), (rows_found, scores) in pruned.items():
+    for (q, limit), (rows_found, scores) in from_postings.items():
         every_rows, every_scores = store.keyword_rows(q, limit)
-        np.testing.assert_allclose(scores, every_scores, rtol=1e-5, err_msg=q)
-        above = scores > scores[-1] + 1e-5 if len(scores) else scores.astype(bool)
-        assert set(rows_found[above]) == set(every_rows[every_scores > scores[-1] + 1e-5]), q
+        assert len(every_rows) == len(rows_found), q
+        # the same arithmetic as FTS5's bm25(), so the same doubles (float32 on the way out)
+        np.testing.assert_array_equal(scores, every_scores, err_msg=q)
+        np.testing.assert_array_equal(rows_found, every_rows, err_msg=q)  # ties by rowid, as FTS5's rank
+        pruned_rows, pruned_scores = pruned[(q, limit)]
+        np.testing.assert_allclose(pruned_scores, every_scores, rtol=1e-5, err_msg=q)
+        above = every_scores > every_scores[-1] + 1e-5 if len(every_scores) else every_scores.astype(bool)
+        assert set(pruned_rows[above]) == set(every_rows[above]), q
     assert sum(found is not None for found in calls) >= 40  # pruning answered many of them
 
 
@@ -333,8 +344,10 @@ def test_phrases_required_and_excluded_words_work_as_in_fts5(store, reviews):
     assert result.exit_code == 1 and result.stderr.startswith("Error: keyword query")
 
 
-def test_an_incremental_encode_extends_the_fields_and_the_text_index(store, reviews, tmp_path):
+def test_an_incremental_encode_extends_the_fields_and_the_text_index(store, reviews, tmp_path, monkeypatch):
     import shutil
+
+    from simdex.engine.backends import local
 
     rows, later, root = reviews
     copy = tmp_path / "store"
@@ -363,6 +376,15 @@ def test_an_incremental_encode_extends_the_fields_and_the_text_index(store, revi
     # different fields for the same store are refused
     result = CliRunner().invoke(cli, ["encode", str(root / "more.csv"), "--fields", "source", "--store", str(copy)])
     assert result.exit_code == 1 and "keeps the fields" in result.stderr
+    # the new segment's postings joined the index's: each version's keyword ranking is FTS5's own
+    queries = [" OR ".join(f'"{w}"' for w in re.findall(r"\w+", q.lower()) + ["film"]) for q, _ in spans]
+    ranked = {(n, q): Store.open(copy, version=n).keyword_rows(q, 20) for n in (1, 2) for q in queries}
+    monkeypatch.setattr(local.LocalStore, "_postings_totals", lambda self: None)
+    monkeypatch.setattr(local.LocalStore, "_best_of_alternatives", lambda self, *args: None)  # FTS5 ranks all
+    for (n, q), (found, scores) in ranked.items():
+        every, every_scores = Store.open(copy, version=n).keyword_rows(q, 20)
+        np.testing.assert_array_equal(found, every, err_msg=q)
+        np.testing.assert_array_equal(scores, every_scores, err_msg=q)
 
 
 def test_fields_go_to_milvus_and_back_and_filter_the_same(store, reviews, tmp_path):

@@ -48,7 +48,7 @@ from ..errors import (BadOption, DamagedStore, SimdexError, StoreBusy, StoreFaul
                       StoreReadOnly, UnknownVersion, close_spellings, machine_fault)
 from ..files import remove_abandoned_temporaries
 from ..store import Store, Version, resolve_location
-from . import migrations
+from . import migrations, postings
 from .tensorfile import read_matrix
 
 DB_NAME = "store.db"
@@ -192,6 +192,8 @@ class LocalStore(Store):
         self._encoder = self._subwords = None
         self._searcher = None
         self._term_counts = self._text_count = None
+        self._postings_read = (None, None, {})  # (changes, (N, avgdl) or None, lengths read)
+        self._tokenizer = None  # FTS5's tokenizer on a database of its own, for folding query words
         self.notice = None
 
     # -- versions ----------------------------------------------------------------------------------
@@ -413,6 +415,8 @@ class LocalStore(Store):
                 conn.execute(f"INSERT INTO texts(texts, rowid, text) SELECT 'delete', {int(segment)} * "
                              f"{_TEXT_ROWIDS} + row, key FROM vocab WHERE segment = ?", (segment,))
                 conn.execute("DELETE FROM fields WHERE segment = ?", (segment,))
+                conn.execute("DELETE FROM text_postings WHERE segment = ?", (segment,))
+                conn.execute("DELETE FROM text_lengths WHERE segment = ?", (segment,))
                 conn.execute("DELETE FROM vocab WHERE segment = ?", (segment,))
                 conn.execute(f"DROP INDEX IF EXISTS vocab_hash_s{int(segment)}")
                 conn.execute(f"DROP INDEX IF EXISTS vocab_id_s{int(segment)}")
@@ -621,6 +625,7 @@ class LocalStore(Store):
             # the segment's texts join the full-text index (rowid: segment * 2^32 + row)
             self.conn.execute(f"INSERT INTO texts(rowid, text) SELECT {segment} * {_TEXT_ROWIDS} + row, key "
                               f"FROM vocab WHERE segment = {segment}")
+            migrations.write_postings(self.conn, segment)  # the same texts' BM25 numbers, as arrays
 
     # -- fields kept with the texts, and the full-text index --------------------------------------------
 
@@ -686,7 +691,16 @@ class LocalStore(Store):
         best first: the full-text index read over the rowid ranges of the version's segments."""
         ranges = " OR ".join(f"(rowid BETWEEN {int(s.keys) * _TEXT_ROWIDS} AND "
                              f"{int(s.keys) * _TEXT_ROWIDS + s.count - 1})" for s in self.segments())
-        found = self._best_of_alternatives(match, limit, ranges) if _ANY_OF.fullmatch(match) else None
+        found = None
+        if _ANY_OF.fullmatch(match):
+            terms = self._fold([term[1:-1] for term in match.split(" OR ")])
+            totals = self._postings_totals()
+            if terms is not None and totals is not None:
+                segments = [(s.keys, s.count) for s in self.segments()]
+                found = postings.best(terms, self._postings_of(terms, {number for number, _ in segments}), segments,
+                                      self._segment_lengths, *totals, limit)
+            else:  # a store whose postings are not written (not migrated: read-only media), a phrase
+                found = self._best_of_alternatives(match, limit, ranges)
         if found is None:
             found = self.conn.execute(f"SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND ({ranges}) "
                                       f"ORDER BY rank LIMIT {int(limit)}", (match,)).fetchall()
@@ -728,6 +742,60 @@ class LocalStore(Store):
                 return found[:limit]
         return None
 
+    # -- BM25 from postings (postings.py) ---------------------------------------------------------------
+
+    def _postings_totals(self) -> tuple[int, float] | None:
+        """(N, avgdl) of the full-text index when every text of it has its postings, else None.
+        Kept, with the segment lengths read, until the database changes (other connections'
+        commits: PRAGMA data_version; this one's writes: total_changes)."""
+        changes = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+        if self._postings_read[0] != changes:
+            totals = None
+            try:
+                texts, tokens = self.conn.execute("SELECT coalesce(sum(count), 0), coalesce(sum(tokens), 0) "
+                                                  "FROM text_lengths").fetchone()
+                if texts and texts == self.conn.execute("SELECT count(*) FROM texts_docsize").fetchone()[0]:
+                    totals = (texts, tokens / texts)
+            except sqlite3.OperationalError:  # a store not migrated (read-only media): no postings
+                pass
+            self._postings_read = (changes, totals, {})
+        return self._postings_read[1]
+
+    def _segment_lengths(self, segment: int):
+        lengths = self._postings_read[2]
+        if segment not in lengths:
+            (blob,) = self.conn.execute("SELECT lengths FROM text_lengths WHERE segment = ?", (segment,)).fetchone()
+            lengths[segment] = postings.read_lengths(blob)
+        return lengths[segment]
+
+    def _postings_of(self, terms, wanted: set) -> dict:
+        """{term: postings.TermPostings} over the index, with the parts of the `wanted` segments."""
+        return {term: postings.TermPostings.of(self.conn.execute(
+            "SELECT segment, rows, tfs FROM text_postings WHERE term = ?", (term,)), wanted) for term in set(terms)}
+
+    def _fold(self, terms: list[str]) -> list[str] | None:
+        """The index's term for each query word, folded as FTS5 folds a query's words (case,
+        diacritics: by the same tokenizer); None when a quoted word is several tokens (a phrase)."""
+        folded = []
+        for term in terms:
+            if term.isascii() and term.isalnum():
+                folded.append(term.lower())
+                continue
+            if self._tokenizer is None:  # its own database: this one's may be read-only, and
+                # writes here would count as changes to what is cached
+                self._tokenizer = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                self._tokenizer.execute(f"CREATE VIRTUAL TABLE words USING fts5(text, tokenize='{postings.TOKENIZER}')")
+                self._tokenizer.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(words, instance)")
+            self._tokenizer.execute("INSERT INTO words(rowid, text) VALUES (1, ?)", (term,))
+            try:
+                tokens = [t for (t,) in self._tokenizer.execute("SELECT term FROM tokens ORDER BY offset")]
+            finally:
+                self._tokenizer.execute("DELETE FROM words")
+            if len(tokens) != 1:
+                return None
+            folded.append(tokens[0])
+        return folded
+
     def _text_total(self) -> int:
         """The texts in the full-text index (every version's): the N of its BM25."""
         changes = self.conn.execute("PRAGMA data_version").fetchone()[0]
@@ -741,6 +809,13 @@ class LocalStore(Store):
         FTS5 counts a term's texts by reading its whole postings list (as long as the store for a
         common word), so the counts are kept until the database changes (PRAGMA data_version for
         other connections' commits; this one's writes clear them)."""
+        folded = self._fold(terms)
+        if folded is not None and self._postings_totals() is not None:
+            wanted = sorted(set(folded))
+            counts = dict(self.conn.execute(
+                f"SELECT term, sum(length(rows)) / 4 FROM text_postings WHERE term IN ({', '.join('?' * len(wanted))}) "
+                f"GROUP BY term", wanted).fetchall()) if wanted else {}
+            return {term: int(counts.get(word, 0)) for term, word in zip(terms, folded)}
         changes = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if self._term_counts is None or self._term_counts[0] != changes or len(self._term_counts[1]) > TERMS_KEPT:
             self._term_counts = (changes, {})

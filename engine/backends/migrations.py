@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from . import postings
+
 
 def m001_create_versions_and_vocab(db):
     # One row per version of the store's vectors. `kind` is "words" or "sentences"; `parent` is
@@ -164,8 +166,44 @@ def m005_fields_and_text_index(db):
                "WHERE hash IS NOT NULL")
 
 
+def m006_text_postings(db):
+    # BM25's numbers beside the full-text index (postings.py): per term and segment the rows
+    # holding it and how often, per segment each row's token count; written for the sentence
+    # segments already there.
+    db.execute("CREATE TABLE text_postings (term TEXT NOT NULL, segment INTEGER NOT NULL, rows BLOB NOT NULL, "
+               "tfs BLOB NOT NULL, PRIMARY KEY (term, segment)) WITHOUT ROWID")
+    db.execute("CREATE TABLE text_lengths (segment INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
+               "tokens INTEGER NOT NULL, lengths BLOB NOT NULL)")
+    for (segment,) in db.execute("SELECT DISTINCT segment FROM vocab WHERE hash IS NOT NULL").fetchall():
+        write_postings(db.conn, segment)
+
+
+def write_postings(conn: sqlite3.Connection, segment: int) -> None:
+    """Write the BM25 postings and lengths of a segment's texts (postings.py), read from FTS5's
+    own tokens: a temporary FTS5 table holding only them, and its fts5vocab `instance` table.
+    Here because m006 writes them for the segments it finds; the local store then writes them
+    for each segment whose texts join the full-text index."""
+    segment = int(segment)
+    count = conn.execute("SELECT coalesce(max(row) + 1, 0) FROM vocab WHERE segment = ?", (segment,)).fetchone()[0]
+    conn.execute(f"CREATE VIRTUAL TABLE temp.segment_texts USING fts5(text, content='', "
+                 f"tokenize='{postings.TOKENIZER}')")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.segment_tokens USING fts5vocab(temp, segment_texts, instance)")
+        conn.execute("INSERT INTO temp.segment_texts(rowid, text) SELECT row, key FROM vocab "
+                     "WHERE segment = ? AND hash IS NOT NULL", (segment,))
+        # fts5vocab yields the instances in term, then row order: GROUP BY term streams them
+        records, lengths = postings.segment_postings(
+            conn.execute("SELECT term, group_concat(doc) FROM temp.segment_tokens GROUP BY term").fetchall(), count)
+        conn.executemany(f"INSERT INTO text_postings VALUES (?, {segment}, ?, ?)", records)
+        conn.execute("INSERT INTO text_lengths VALUES (?, ?, ?, ?)",
+                     (segment, count, int(lengths.sum()), postings.lengths_blob(lengths)))
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.segment_tokens")
+        conn.execute("DROP TABLE IF EXISTS temp.segment_texts")
+
+
 ALL = [m001_create_versions_and_vocab, m002_create_indexes, m003_segments, m004_staged_segments,
-       m005_fields_and_text_index]
+       m005_fields_and_text_index, m006_text_postings]
 
 
 def up_to_date(conn: sqlite3.Connection) -> bool:
