@@ -197,7 +197,7 @@ class KeptRows:
             return index
         try:
             return self._get(("codes", id(codec), id(matrix), id(rows)), (codec, matrix, rows), make,
-                             cost=lambda index: index.ntotal * index.code_size)
+                             cost=lambda index: index.ntotal * index.sa_code_size())
         except TypeError:  # an object weakref cannot follow: encode each time
             return make()
 
