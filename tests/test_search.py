@@ -449,3 +449,35 @@ def test_fields_that_do_not_read_as_their_type_name_the_line(tmp_path):
     assert store.versions() == []
     result = CliRunner().invoke(cli, ["encode", str(path), "--fields", "year,rating", "--store", str(tmp_path / "t")])
     assert result.exit_code == 1 and "no column 'rating' for --fields" in result.stderr
+
+
+def test_a_store_made_before_postings_gets_them_when_opened(store, tmp_path, monkeypatch):
+    """A store from before the keyword postings (schema 5) is upgraded the next time it is opened
+    for writing (read-only, it says it needs the upgrade, as for every schema change): the
+    postings of every text written, the same ranking as FTS5's."""
+    import shutil
+    import sqlite3
+
+    from simdex.engine.backends import local
+    from simdex.engine.errors import StoreReadOnly
+
+    copy = tmp_path / "old"
+    shutil.copytree(store.path, copy)
+    with sqlite3.connect(copy / "store.db") as conn:  # back to schema 5, as an older simdex left it
+        conn.execute("DROP TABLE text_postings")
+        conn.execute("DROP TABLE text_lengths")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm006_text_postings'")
+        conn.execute("PRAGMA user_version = 5")
+    with pytest.raises(StoreReadOnly, match="upgrade"):
+        Store.open(copy, read_only=True)
+    queries = ['"the" OR "film" OR "gripping"', '"movie" OR "boring" OR "dull"', '"a" OR "warm" OR "comedy"']
+    upgraded = Store.open(copy)
+    assert upgraded.conn.execute("SELECT sum(count) FROM text_lengths").fetchone()[0] == \
+        upgraded.conn.execute("SELECT count(*) FROM texts_docsize").fetchone()[0]
+    ranked = {q: upgraded.keyword_rows(q, 20) for q in queries}
+    monkeypatch.setattr(local.LocalStore, "_postings_totals", lambda self: None)
+    monkeypatch.setattr(local.LocalStore, "_best_of_alternatives", lambda self, *args: None)  # FTS5 ranks all
+    for q, (found, scores) in ranked.items():
+        every, every_scores = Store.open(copy).keyword_rows(q, 20)
+        np.testing.assert_array_equal(found, every, err_msg=q)
+        np.testing.assert_array_equal(scores, every_scores, err_msg=q)

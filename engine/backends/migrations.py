@@ -7,8 +7,11 @@ is up to date without importing sqlite-utils (which costs a quarter of a second)
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 from . import postings
+
+LONG_UPGRADE_TEXTS = 200_000  # a migration over more texts than this says it is running
 
 
 def m001_create_versions_and_vocab(db):
@@ -174,6 +177,10 @@ def m006_text_postings(db):
                "tfs BLOB NOT NULL, PRIMARY KEY (term, segment)) WITHOUT ROWID")
     db.execute("CREATE TABLE text_lengths (segment INTEGER PRIMARY KEY, count INTEGER NOT NULL, "
                "tokens INTEGER NOT NULL, lengths BLOB NOT NULL)")
+    texts = db.execute("SELECT count(*) FROM vocab WHERE hash IS NOT NULL").fetchone()[0]
+    if texts >= LONG_UPGRADE_TEXTS:  # half a minute or more: say what the wait is
+        print(f"simdex: upgrading the store for fast keyword search: BM25 postings of {texts:,} texts "
+              f"(once; about 25 s a million)", file=sys.stderr, flush=True)
     for (segment,) in db.execute("SELECT DISTINCT segment FROM vocab WHERE hash IS NOT NULL").fetchall():
         write_postings(db.conn, segment)
 
