@@ -34,6 +34,7 @@ class Fitted:
     best_epoch: int
     epochs_run: int
     seconds: float    # in the loop (training and validation), after loading
+    step_seconds: float = 0.0  # of which in training steps (forward, backward, clipping, step)
 
 
 def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, *, epochs: int, patience: int,
@@ -49,12 +50,14 @@ def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarra
         start, best, best_state, best_epoch = _resume(checkpoint, identity, model, stateful)
     started = time.perf_counter()
     epochs_run, stale = start, start - best_epoch
+    stepping = 0.0
     for epoch in range(start, epochs):
         model.train()
         batches = trainee.batches(train_rows, np.random.default_rng((seed, epoch)))
         total_loss, seen = 0.0, 0
         with progress.task(f"{label} {epoch + 1}/{epochs}", total=len(train_rows), unit="examples") as task:
             for rows in batches:
+                step_started = time.perf_counter()
                 loss = trainee.loss(rows)
                 for optimizer in trainee.optimizers:
                     optimizer.zero_grad(set_to_none=True)
@@ -65,6 +68,7 @@ def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarra
                 for thing in stateful:  # optimizers, then their schedules
                     thing.step()
                 total_loss += float(loss.detach()) * len(rows)
+                stepping += time.perf_counter() - step_started
                 seen += len(rows)
                 task.update(seen, loss=total_loss / seen)
             accuracy, _ = accuracy_and_f1(trainee.probabilities(val_rows), labels[val_rows])
@@ -81,7 +85,7 @@ def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarra
             break
     model.load_state_dict(best_state)
     accuracy, f1 = accuracy_and_f1(trainee.probabilities(val_rows), labels[val_rows])
-    return Fitted(accuracy, f1, best_epoch, epochs_run, time.perf_counter() - started)
+    return Fitted(accuracy, f1, best_epoch, epochs_run, time.perf_counter() - started, stepping)
 
 
 def _save(path: Path, identity, model, stateful, epoch, best, best_state, best_epoch) -> None:

@@ -67,6 +67,7 @@ class TrainResult:
     note: str = ""
     report: dict = field(default_factory=dict)
     index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
+    step_seconds: float | None = None  # of train_seconds, in training steps (sentence stores; benchmarks)
 
     JSON_FIELDS = ("version", "parent", "kind", "model", "val_accuracy", "val_f1", "train_seconds", "epochs",
                    "best_epoch", "train_examples", "val_examples", "freeze", "data", "vocabulary", "new_words",
@@ -210,7 +211,7 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
     if parent.config.get("fields"):
         config["fields"] = parent.config["fields"]  # the texts keep their fields (the same rows)
     metrics = {"val_accuracy": fitted.accuracy, "val_f1": fitted.f1, "frozen_accuracy": frozen_accuracy,
-               "epochs": fitted.epochs_run, "train_seconds": fitted.seconds}
+               "epochs": fitted.epochs_run, "train_seconds": fitted.seconds, "step_seconds": fitted.step_seconds}
     old_rows = store.matrix()  # the parent's, still readable after the new version is current
     version, unit = write_sentence_version(store, parent, encoder, source=f"train sentiment on {source}",
                                            config=config, metrics=metrics, progress=progress)
@@ -229,6 +230,7 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
     result.model = old.folder.label
     result.val_accuracy, result.val_f1 = fitted.accuracy, fitted.f1
     result.train_seconds, result.epochs, result.best_epoch = fitted.seconds, fitted.epochs_run, fitted.best_epoch
+    result.step_seconds = fitted.step_seconds
     return result
 
 
