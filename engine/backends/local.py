@@ -699,7 +699,7 @@ class LocalStore(Store):
                 segments = [(s.keys, s.count) for s in self.segments()]
                 found = postings.best(terms, self._postings_of(terms, {number for number, _ in segments}), segments,
                                       self._segment_lengths, *totals, limit)
-            else:  # a store whose postings are not written (not migrated: read-only media), a phrase
+            else:  # a quoted word that is a phrase, or postings that disagree with FTS5's counts
                 found = self._best_of_alternatives(match, limit, ranges)
         if found is None:
             found = self.conn.execute(f"SELECT rowid, bm25(texts) FROM texts WHERE texts MATCH ? AND ({ranges}) "
@@ -756,7 +756,7 @@ class LocalStore(Store):
                                                   "FROM text_lengths").fetchone()
                 if texts and texts == self.conn.execute("SELECT count(*) FROM texts_docsize").fetchone()[0]:
                     totals = (texts, tokens / texts)
-            except sqlite3.OperationalError:  # a store not migrated (read-only media): no postings
+            except sqlite3.OperationalError:  # no postings tables (a database older than migration 6)
                 pass
             self._postings_read = (changes, totals, {})
         return self._postings_read[1]
