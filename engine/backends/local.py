@@ -62,7 +62,6 @@ _INDEX_COLUMNS = ("id", "version", "kind", "factory", "path", "params", "recall_
 _TEXT_ROWIDS = 1 << 32  # the full-text index's rowid: segment * 2^32 + row
 TERMS_KEPT = 100_000  # terms whose text counts an open store remembers
 _ANY_OF = re.compile(r'"[^"]+"(?: OR "[^"]+")*')  # a keyword query of alternative single words
-BM25_K1 = 1.2  # FTS5's bm25() constants
 PRUNE_CANDIDATES = 20_000  # past this many candidates, rank every match instead
 _SQL_TYPES = {"text": "TEXT", "integer": "INTEGER", "real": "REAL"}
 
@@ -719,7 +718,7 @@ class LocalStore(Store):
         counts = self.term_documents(terms)
         total = self._text_total()
         terms.sort(key=counts.get)
-        bound = [BM25_K1 + 1 if total == 0 else (BM25_K1 + 1) * max(
+        bound = [postings.BM25_K1 + 1 if total == 0 else (postings.BM25_K1 + 1) * max(
             math.log((total - counts[t] + 0.5) / (counts[t] + 0.5)), 1e-6) for t in terms]
         for essential in range(1, len(terms)):
             if counts[terms[essential - 1]] > PRUNE_CANDIDATES:
@@ -770,8 +769,10 @@ class LocalStore(Store):
 
     def _postings_of(self, terms, wanted: set) -> dict:
         """{term: postings.TermPostings} over the index, with the parts of the `wanted` segments."""
+        read = ", ".join(str(int(number)) for number in wanted)  # other segments: their counts only
         return {term: postings.TermPostings.of(self.conn.execute(
-            "SELECT segment, rows, tfs FROM text_postings WHERE term = ?", (term,)), wanted) for term in set(terms)}
+            f"SELECT segment, length(rows), iif(segment IN ({read}), rows, NULL), iif(segment IN ({read}), tfs, NULL) "
+            f"FROM text_postings WHERE term = ?", (term,)), wanted) for term in set(terms)}
 
     def _fold(self, terms: list[str]) -> list[str] | None:
         """The index's term for each query word, folded as FTS5 folds a query's words (case,

@@ -67,10 +67,11 @@ class TermPostings:
 
     @classmethod
     def of(cls, found, wanted: set) -> "TermPostings":
-        """From (segment, rows blob, tfs blob) of every segment holding the term."""
+        """From (segment, bytes of its rows blob, rows blob, tfs blob) of every segment holding
+        the term (the blobs only for the `wanted` segments)."""
         documents, parts = 0, []
-        for number, rows, tfs in found:
-            n = len(rows) // 4
+        for number, size, rows, tfs in found:
+            n = size // 4
             documents += n
             if number in wanted:
                 parts.append((number, np.frombuffer(rows, dtype="<u4"),
