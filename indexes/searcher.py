@@ -12,13 +12,12 @@ rows (IDSelectorBitmap); its recall was measured the same way for random subsets
 shares of the rows (`params["filtered"]`), with a second way to answer beside the index's
 filter: a scan of the kept rows' PQ codes (a fast-scan codec trained on the whole store at build
 time, saved beside the index; the kept rows are encoded once per filter), whose best
-`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`; R measured at a share
-grows in proportion for a larger share up to the next measured one: more rows score near the
-best). A graph searched through
-a selective filter must visit ever more nodes to find k kept ones; the scan's cost is the kept
-rows' count at 1/16 (or less) of their float bytes. Each share keeps whichever of the two was
-measured faster at the target; below the smallest share where either beat an exact search, the
-kept rows are searched exactly. A query left with fewer than k answers by a filter is answered
+`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`; a filter keeping a larger
+share than the one R was measured at scales R by the ratio: more rows score near the best). A
+graph searched through a selective filter must visit ever more nodes to find k kept ones; the
+scan's cost is the kept rows' count at 1/24 (or 1/16) of their float bytes. Each share keeps
+whichever of the two was measured faster at the target; below the smallest share where either
+beat an exact search, the kept rows are searched exactly. A query left with fewer than k answers by a filter is answered
 exactly.
 
 One query runs on one thread: an OpenMP team's start-up costs more than an HNSW search.
@@ -184,10 +183,7 @@ class Searcher:
         filter, or a scan of the rows' codes (`{"scan": "codes", "rerank": R}`), for tuning."""
         if params.get("scan") != "codes":
             return self.search_with(xq, k, None, params, rows=rows)
-        threads = threads_for(len(xq))
-        if threads != self._threads:
-            faiss.omp_set_num_threads(threads)
-            self._threads = threads
+        self._use_threads(len(xq))
         coded = kept_rows.coded(self.codec, self.matrix, rows)
         _, local = coded.search(xq, min(len(rows), math.ceil(k * float(params.get("rerank", 10)))))
         return exact_rerank(self.matrix, xq, np.where(local >= 0, rows[np.maximum(local, 0)], -1), k)
@@ -197,10 +193,7 @@ class Searcher:
         sorted ids `rows`), whatever was measured (for tuning)."""
         rerank = int(params.get("rerank", 1))
         fetch = min(self.ntotal, k * rerank)
-        threads = threads_for(len(xq))
-        if threads != self._threads:
-            faiss.omp_set_num_threads(threads)
-            self._threads = threads
+        self._use_threads(len(xq))
         if rows is not None:
             parameters, _selector_kept_alive = self._search_parameters(None, params, rows)
         else:
@@ -214,6 +207,12 @@ class Searcher:
         elif fetch < k:
             D, I = _pad(D, I, k)
         return D[:, :k], I[:, :k]
+
+    def _use_threads(self, nq: int) -> None:
+        threads = threads_for(nq)
+        if threads != self._threads:
+            faiss.omp_set_num_threads(threads)
+            self._threads = threads
 
     def _search_parameters(self, restrict, params, rows=None):
         """(FAISS search parameters, the selector they point to, which must outlive them)."""
