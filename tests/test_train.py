@@ -63,7 +63,7 @@ def cosine(store, a, b):
 
 def tiny_config(**overrides):
     """Antonyms start side by side here, so the rows must move far: a loose tie."""
-    return TrainConfig(**{"epochs": 8, "lr": 1e-2, "batch_size": 16, "tie": 1.0, **overrides})
+    return TrainConfig(**{"epochs": 8, "lr": 1e-2, "embedding_lr": 3.0, "batch_size": 16, "tie": 1.0, **overrides})
 
 
 def test_the_classifier_learns_and_polar_words_move_apart(tmp_path):
@@ -296,13 +296,16 @@ def test_bad_options(tmp_path, args, message):
 def test_the_tie_holds_rows_back_and_resume_is_checked_before_training(tmp_path):
     data = str(tiny_reviews(tmp_path / "reviews.csv"))
     moved = {}
-    for tie in (0.0, 10.0):
+    for tie in (0.0, 10.0, 1e6):
         store = tiny_sentiment_store(tmp_path / f"tie{tie}")
         original = np.array(store.matrix())
         train_sentiment(store, data, text_column="review", label_column="sentiment",
-                        config=tiny_config(tie=tie, polarity=False))
+                        config=tiny_config(tie=tie, polarity=False, embedding_lr=30.0))
         moved[tie] = float((np.array(store.matrix()) * original).sum(axis=1).mean())
     assert moved[10.0] > moved[0.0] + 0.05, moved  # tied rows stay nearer to where they started
+    # the tie's step is exact: lr x tie far past where a gradient step on it would overshoot and
+    # diverge (here 30 x 1e6 x a row's share of the batch), and the rows stay where they started
+    assert moved[1e6] > 0.9999, moved
     store = tiny_sentiment_store(tmp_path / "resume")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("simdex.engine.training.words.WordData.__init__",

@@ -103,7 +103,7 @@ def build_classifier(name: str, vectors: torch.Tensor, freeze: bool, ratios: tor
 
 def dense_and_sparse(model: nn.Module) -> tuple[list, list]:
     """(parameters with dense gradients, parameters with sparse ones): the embedding tables take
-    sparse gradients (only the rows a batch touched), which SparseAdam updates, so a word that
+    sparse gradients (only the rows a batch touched), which their optimizers update, so a word that
     no batch touches never moves."""
     sparse = [p for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse
               for p in m.parameters() if p.requires_grad]

@@ -31,8 +31,8 @@ class TrainConfig:
     epochs: int = 10            # at most: early stopping on validation accuracy
     patience: int = 2           # epochs without a better validation accuracy before stopping
     lr: float = 1e-3            # the classifier's learning rate (Adam), decaying linearly to zero
-    embedding_lr: float = 1e-2  # the word vectors' own learning rate (SparseAdam), decaying likewise
-    tie: float = 300.0          # L2-SP: pull of each trained row towards its original vector (0: none)
+    embedding_lr: float = 0.1   # the word vectors' own learning rate (SGD), decaying likewise
+    tie: float = 10.0           # L2-SP: pull of each trained row towards its original vector (0: none)
     batch_size: int = 32
     val_split: float = 0.2      # held out, stratified, seeded
     seed: int = 0
