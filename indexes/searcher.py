@@ -11,8 +11,9 @@ A filter on the fields kept with a sentence store's texts (`--where`) keeps a sc
 rows (IDSelectorBitmap); its recall was measured the same way for random subsets of a few
 shares of the rows (`params["filtered"]`), with a second way to answer beside the index's
 filter: a scan of the kept rows' PQ codes (a fast-scan codec trained on the whole store at build
-time, saved beside the index; the kept rows are encoded once per filter), whose best
-`k * rerank` are re-ranked exactly (`{"scan": "codes", "rerank": R}`; a filter keeping a larger
+time, saved beside the index; the kept rows are encoded once per filter and, within the
+memory budget, held beside their codes in an IndexRefine), whose best `k * rerank` are
+re-ranked exactly (`{"scan": "codes", "rerank": R}`; a filter keeping a larger
 share than the one R was measured at scales R by the ratio: more rows score near the best). A
 graph searched through a selective filter must visit ever more nodes to find k kept ones; the
 scan's cost is the kept rows' count at 1/24 (or 1/16) of their float bytes. Each share keeps
@@ -87,6 +88,7 @@ class Searcher:
         self._ivf = _ivf_of(index)
         self._hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
         self._threads = None
+        self._refine_parameters = {}  # a code scan's shortlist factor -> its FAISS search parameters
         self.params = params
 
     @classmethod
@@ -184,9 +186,14 @@ class Searcher:
         if params.get("scan") != "codes":
             return self.search_with(xq, k, None, params, rows=rows)
         self._use_threads(len(xq))
-        coded = kept_rows.coded(self.codec, self.matrix, rows)
-        _, local = coded.search(xq, min(len(rows), math.ceil(k * float(params.get("rerank", 10)))))
-        return exact_rerank(self.matrix, xq, np.where(local >= 0, rows[np.maximum(local, 0)], -1), k)
+        coded, refined = kept_rows.coded(self.codec, self.matrix, rows)
+        rerank = float(params.get("rerank", 10))
+        if refined:  # the kept rows are beside their codes: FAISS re-scores the shortlist
+            if rerank not in self._refine_parameters:
+                self._refine_parameters[rerank] = faiss.IndexRefineSearchParameters(k_factor=rerank)
+            return coded.search(xq, k, params=self._refine_parameters[rerank])
+        _, shortlist = coded.search(xq, min(len(rows), math.ceil(k * rerank)))
+        return exact_rerank(self.matrix, xq, shortlist, k)
 
     def search_with(self, xq, k, restrict, params, rows=None):
         """search() with the given parameters and filter (the first `restrict` rows, or the

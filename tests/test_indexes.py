@@ -310,6 +310,22 @@ def test_filtered_search_scans_codes_where_they_are_faster(glove_store, tmp_path
             assert np.isin(found, subset.rows).all(), where
             recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
             assert recall >= target - 0.02, (where, recall)
+    # the kept rows are held beside their codes (FAISS re-scores the shortlist from them) unless
+    # both together pass the memory budget: then the shortlist is re-scored from the store's
+    # rows, with the same answers
+    from simdex.engine.query import kept_rows
+
+    scan = {"scan": "codes", "rerank": 8}
+    rows = Subset.of(store, "bucket < 8").rows
+    apart = rows.copy()  # the same rows as another filter's: encoded again, under a smaller budget
+    assert kept_rows.coded(searcher.codec, searcher.matrix, rows)[1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kept_rows, "budget", len(rows) * (searcher.codec.sa_code_size() + 8))
+        assert not kept_rows.coded(searcher.codec, searcher.matrix, apart)[1]
+        searcher.params = scan_everywhere
+        (D, I), (D_apart, I_apart) = (searcher.search_rows_with(xq, 10, r, scan) for r in (rows, apart))
+        assert np.array_equal(I, I_apart) and np.isin(I, rows).all()
+        np.testing.assert_allclose(D, D_apart, rtol=1e-5)
     write(n, n + 2000)  # an incremental version: the index is extended, the codec carried over
     store = Store.open(store.path)
     extend_index(store)
