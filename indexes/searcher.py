@@ -88,7 +88,7 @@ class Searcher:
         self._ivf = _ivf_of(index)
         self._hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
         self._threads = None
-        self._refine_parameters = {}  # a code scan's shortlist factor -> its FAISS search parameters
+        self._refine_parameters = {}  # a code scan's shortlist (as FAISS's k_factor) -> its parameters
         self.params = params
 
     @classmethod
@@ -187,12 +187,13 @@ class Searcher:
             return self.search_with(xq, k, None, params, rows=rows)
         self._use_threads(len(xq))
         coded, refined = kept_rows.coded(self.codec, self.matrix, rows)
-        rerank = float(params.get("rerank", 10))
+        fetch = min(len(rows), math.ceil(k * float(params.get("rerank", 10))))
         if refined:  # the kept rows are beside their codes: FAISS re-scores the shortlist
-            if rerank not in self._refine_parameters:
-                self._refine_parameters[rerank] = faiss.IndexRefineSearchParameters(k_factor=rerank)
-            return coded.search(xq, k, params=self._refine_parameters[rerank])
-        _, shortlist = coded.search(xq, min(len(rows), math.ceil(k * rerank)))
+            factor = (fetch + 0.5) / k  # FAISS fetches int(k * factor): `fetch`, not one fewer
+            if factor not in self._refine_parameters:
+                self._refine_parameters[factor] = faiss.IndexRefineSearchParameters(k_factor=factor)
+            return coded.search(xq, k, params=self._refine_parameters[factor])
+        _, shortlist = coded.search(xq, fetch)
         return exact_rerank(self.matrix, xq, shortlist, k)
 
     def search_with(self, xq, k, restrict, params, rows=None):
