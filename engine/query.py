@@ -190,9 +190,9 @@ class KeptRows:
         ids (an IndexIDMap): their PQ fast-scan codes, encoded with the trained empty `codec` (a
         copy of it is filled), and, where codes and rows fit the budget together (`refined`),
         the rows themselves beside them in an IndexRefine, which re-scores a scan's shortlist
-        exactly in the same call. Read from this compact copy, the shortlist's rows cost a
-        third of what they cost scattered through the store's memory map, after the scan has
-        filled the caches."""
+        exactly in the same call: the shortlist's rows are read from this compact copy, not
+        scattered through the store's memory map while the scan has the caches (a 5% filter
+        of 1M rows: 0.36 -> 0.31 ms a query, with the ids mapped in FAISS too)."""
         refined = len(rows) * (codec.sa_code_size() + 4 * codec.d) <= self.budget
 
         def make():

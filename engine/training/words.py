@@ -15,10 +15,10 @@ and a word no batch uses never moves.
 
 The rows step by plain SGD (`TiedSGD`), not Adam: Adam divides each row's step by its own
 gradient's scale, so every row a batch touches moves at the full rate whether the reviews agree
-about it or not (on IMDB the untied bag's analogies fell from 0.497 to 0.108 with SparseAdam, and
-a tie that kept them held the bag at 0.834); SGD moves a row as far as its evidence adds up. The tie is applied as
-its exact (proximal) step after the gradient's, so a strong tie pulls a row back without
-overshooting its original vector, at any learning rate.
+about it or not (on IMDB the untied bag's analogies fell from 0.497 to 0.108 with SparseAdam,
+and a tie that kept them held the bag at 0.834); SGD moves a row as far as its evidence adds
+up. The tie is applied as its exact (proximal) step after the gradient's, so a strong tie pulls
+a row back without overshooting its original vector, at any learning rate.
 """
 
 from __future__ import annotations
