@@ -382,3 +382,15 @@ def test_the_sentence_head_is_opt_in_and_reported_apart(tmp_path):
         off = train_sentiment(store, str(data), config=TrainConfig(epochs=3, polarity=False))
         assert off.sentence_head_accuracy is None
         predict(store, ["a dull mess"])
+
+
+def test_a_run_that_diverges_says_so_and_writes_nothing(tmp_path):
+    """A learning rate far too high for the classifier: the loss stops being a number, and the run
+    ends with one Error: line naming the epoch, the store as it was (no vectors of NaN)."""
+    store = tiny_sentiment_store(tmp_path)
+    data = tiny_reviews(tmp_path / "reviews.csv")
+    result = CliRunner().invoke(cli, ["train", "sentiment", str(data), "--text-column", "review", "--label-column",
+                                      "sentiment", "--lr", "1e30", "--store", str(store.path)])
+    assert result.exit_code == 1 and result.output.startswith("Error: training diverged in epoch 1"), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert len(Store.open(store.path).versions()) == 1

@@ -15,6 +15,7 @@ validation accuracy after every epoch with early stopping on it, and a checkpoin
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,11 @@ def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarra
                                                    trainee.clip)
                 for thing in stateful:  # optimizers, then their schedules
                     thing.step()
-                total_loss += float(loss.detach()) * len(rows)
+                value = float(loss.detach())
+                if not math.isfinite(value):  # nothing is written: the current version stays as it was
+                    raise SimdexError(f"training diverged in {label} {epoch + 1} (the loss became {value}): "
+                                      f"try a lower learning rate (--lr; a word store's vectors: --embedding-lr)")
+                total_loss += value * len(rows)
                 stepping += time.perf_counter() - step_started
                 seen += len(rows)
                 task.update(seen, loss=total_loss / seen)
