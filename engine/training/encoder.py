@@ -82,7 +82,7 @@ class EncoderTrainee:
         import torch
 
         labels = torch.as_tensor(self.labels[rows], dtype=torch.long, device=self.device)
-        return torch.nn.functional.cross_entropy(self._logits(rows), labels)
+        return torch.nn.functional.cross_entropy(self.logits(rows), labels)
 
     def probabilities(self, rows: np.ndarray, batch: int = 64) -> np.ndarray:
         import torch
@@ -94,7 +94,7 @@ class EncoderTrainee:
         with torch.no_grad():
             for start in range(0, len(order), batch):
                 part = order[start:start + batch]
-                logits = self._logits(np.asarray(rows)[part], self.full_ids)
+                logits = self.logits(np.asarray(rows)[part], self.full_ids)
                 out[part] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
         self.model.train(was_training)
         return out
@@ -104,7 +104,8 @@ class EncoderTrainee:
                                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [np.asarray(row, dtype=np.int64) for row in encoded["input_ids"]]
 
-    def _logits(self, rows, ids=None):
+    def logits(self, rows, ids=None):
+        """The head's logits for `rows`, read from the training tokens (or from `ids`)."""
         import torch
 
         input_ids, mask = padded(self.ids if ids is None else ids, rows, self.tokenizer.pad_token_id or 0)
