@@ -29,7 +29,7 @@ import numpy as np
 from simdex.engine import packaged
 from simdex.engine.sentences.model import Encoder
 from simdex.engine.training.config import EncoderTrainConfig
-from simdex.engine.training.encoder import EncoderTrainee, frozen_head
+from simdex.engine.training.encoder import EncoderTrainee, frozen_head, warm_up_then_decay
 from simdex.engine.training.labelled import held_out
 from simdex.engine.training.scores import accuracy_and_f1
 
@@ -75,10 +75,7 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
               for n, p in model.named_parameters() if p.requires_grad]
     groups.append({"params": list(head.parameters()), "weight_decay": 0.0, "lr": 10 * cfg.lr})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    total = cfg.epochs * -(-len(train) // cfg.batch_size)
-    warm = max(1, int(cfg.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
+    schedule = warm_up_then_decay(optimizer, cfg.epochs * -(-len(train) // cfg.batch_size), cfg.warmup)
     started, per_epoch, average, averaged = time.perf_counter(), [], None, 0
     for epoch in range(cfg.epochs):
         trainee.model.train()

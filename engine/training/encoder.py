@@ -58,10 +58,7 @@ class EncoderTrainee:
             {"params": list(self.model["head"].parameters()), "weight_decay": 0.0, "lr": 10 * cfg.lr},
         ], lr=cfg.lr)]
         self.steps_per_epoch = -(-int(round(len(texts) * (1 - cfg.val_split))) // cfg.batch_size)
-        total = max(1, cfg.epochs * self.steps_per_epoch)
-        warm = max(1, int(cfg.warmup * total))
-        self.schedules = [torch.optim.lr_scheduler.LambdaLR(
-            self.optimizers[0], lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))]
+        self.schedules = [warm_up_then_decay(self.optimizers[0], cfg.epochs * self.steps_per_epoch, cfg.warmup)]
         self.clip = cfg.clip
         self.autocast = _autocast_dtype(cfg.precision, device)
 
@@ -162,6 +159,16 @@ def write_sentence_transformers_files(destination: Path, parent: ModelFolder, po
     for name in ("config_sentence_transformers.json",):
         if (parent.path / name).is_file():
             shutil.copy(parent.path / name, destination / name)
+
+
+def warm_up_then_decay(optimizer, steps: int, warmup: float):
+    """A linear warm-up over `warmup` of the `steps`, then a linear decay to zero."""
+    import torch
+
+    total = max(1, steps)
+    warm = max(1, int(warmup * total))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
 
 
 def frozen_head(encodings: np.ndarray, labels: np.ndarray, train: np.ndarray, l2: float = 1e-4):
