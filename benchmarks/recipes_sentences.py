@@ -29,7 +29,8 @@ import numpy as np
 from simdex.engine import packaged
 from simdex.engine.sentences.model import Encoder
 from simdex.engine.training.config import EncoderTrainConfig
-from simdex.engine.training.encoder import EncoderTrainee, frozen_head, warm_up_then_decay
+from simdex.engine.training.encoder import (EncoderTrainee, decays, frozen_head, two_class_head,
+                                            warm_up_then_decay)
 from simdex.engine.training.labelled import held_out
 from simdex.engine.training.scores import accuracy_and_f1
 
@@ -57,10 +58,8 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
     trainee = EncoderTrainee(encoder.folder, encoder.pooling, texts, labels, cfg, "cpu", encoder.max_length)
     model, head = trainee.model["encoder"], trainee.model["head"]
     if lpft:
-        weights = frozen_head(encodings, labels, train)[0].numpy()
-        with torch.no_grad():
-            head.weight.copy_(torch.tensor(np.stack([np.zeros_like(weights[:-1]), weights[:-1]])))
-            head.bias.copy_(torch.tensor([0.0, weights[-1]]))
+        start = two_class_head(frozen_head(encodings, labels, train)[0].numpy())
+        head.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in start.items()})
     if freeze_emb:
         model.embeddings.word_embeddings.weight.requires_grad_(False)
     layers = model.config.num_hidden_layers
@@ -71,7 +70,7 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
         return int(name.split(".")[2]) + 1 if name.startswith("encoder.layer.") else layers + 1
 
     groups = [{"params": [p], "lr": cfg.lr * llrd ** (layers + 1 - depth(n)),
-               "weight_decay": cfg.weight_decay if p.ndim > 1 and "LayerNorm" not in n else 0.0}
+               "weight_decay": cfg.weight_decay if decays(n, p) else 0.0}
               for n, p in model.named_parameters() if p.requires_grad]
     groups.append({"params": list(head.parameters()), "weight_decay": 0.0, "lr": 10 * cfg.lr})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)

@@ -50,8 +50,8 @@ class EncoderTrainee:
         self.labels = labels
         self.model = torch.nn.ModuleDict({"encoder": encoder, "head": torch.nn.Linear(encoder.config.hidden_size, 2)})
         self.model.to(device)
-        decay = [p for n, p in encoder.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
-        no_decay = [p for n, p in encoder.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
+        decay = [p for n, p in encoder.named_parameters() if decays(n, p)]
+        no_decay = [p for n, p in encoder.named_parameters() if not decays(n, p)]
         self.optimizers = [torch.optim.AdamW([
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
@@ -159,6 +159,17 @@ def write_sentence_transformers_files(destination: Path, parent: ModelFolder, po
     for name in ("config_sentence_transformers.json",):
         if (parent.path / name).is_file():
             shutil.copy(parent.path / name, destination / name)
+
+
+def decays(name: str, parameter) -> bool:
+    """AdamW's weight decay applies to weights, not to biases or LayerNorm."""
+    return parameter.ndim > 1 and "LayerNorm" not in name
+
+
+def two_class_head(weights: np.ndarray) -> dict:
+    """A logistic head (d weights, then the bias) as a linear one over two classes: P(1) is the
+    softmax of the pair, the same probability."""
+    return {"weight": np.stack([np.zeros_like(weights[:-1]), weights[:-1]]), "bias": np.array([0.0, weights[-1]])}
 
 
 def warm_up_then_decay(optimizer, steps: int, warmup: float):

@@ -174,7 +174,7 @@ def _train_words(store: LocalStore, parent, texts, labels, names, source, data_s
 def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data_sha, cfg: EncoderTrainConfig,
                    checkpoint, identity, resume, progress) -> TrainResult:
     from ..sentences.model import Encoder, resolve_model
-    from .encoder import EncoderTrainee, frozen_head
+    from .encoder import EncoderTrainee, frozen_head, two_class_head
     from .report import sentence_report
     from .versions import keep_encoder, write_sentence_version
 
@@ -185,8 +185,7 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
     before = _encodings(store, store.matrix(), texts, old, progress, "encoding the texts (the store's encoder)")
     weights, frozen_p = frozen_head(before, labels, train)
     frozen_accuracy, frozen_f1 = accuracy_and_f1(frozen_p[val], labels[val])
-    weights = weights.numpy()  # the logistic head as a linear one over two classes (P(1) = softmax of the pair)
-    head = {"weight": np.stack([np.zeros_like(weights[:-1]), weights[:-1]]), "bias": np.array([0.0, weights[-1]])}
+    head = two_class_head(weights.numpy())
     result = TrainResult(None, parent.number, old.folder.label, frozen_accuracy, frozen_f1, 0.0, 0, 0, len(train),
                          len(val), cfg.freeze, source, kind="sentences", frozen_accuracy=round(frozen_accuracy, 6),
                          frozen_f1=round(frozen_f1, 6))
