@@ -545,6 +545,9 @@ def both(words, sentences) -> str:
                    "accuracy, and its average with the word model's, in fields of their own.")
 @click.option("--max-length", type=click.IntRange(1, 512),
               help="Sentence stores: tokens a text is cut to while training [default: the encoder's].")
+@click.option("--contrastive", type=float,
+              help="Sentence stores: weight of a supervised contrastive term beside the cross-entropy, drawing "
+                   f"texts of one label together (0: cross-entropy only) [default: {ENCODING.contrastive}].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
               help="Sentence stores: auto is bfloat16 autocast on CUDA where it has it, float32 elsewhere.")
 @store_options

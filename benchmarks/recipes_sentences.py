@@ -10,18 +10,24 @@ linear decay, clipping, length-sorted pools) with one change or a bundle of them
   then fine-tuning, Kumar et al. 2022), not from a random one;
 - `llrd`: layer-wise learning-rate decay (each layer below the top at that factor of the one above);
 - `ls`: label smoothing; `epochs`; `batch_size`; `freeze_emb`: the token embeddings stay fixed;
+- `contrastive`: the weight of the supervised contrastive term (Gunel et al. 2021) mixed with the
+  cross-entropy, `tau` its temperature (0: cross-entropy only, the defaults until stop 27);
 - every run also reports the average of its epochs' weights from epoch `avg_from` on.
 
 It prints and writes the inner accuracy after every epoch, so early stopping, more epochs and
-weight averaging can all be read off one run. Accuracy on the CPU is deterministic; the time is
-not a measure here.
+weight averaging can all be read off one run, and the inner held-out texts' 10-neighbour label
+agreement after the last epoch. Accuracy on the CPU is deterministic; the time is not a measure here.
 
-    .venv/bin/python benchmarks/recipes_sentences.py        # about 45 minutes on 2 cores
+    cd benchmarks
+    ../.venv/bin/python recipes_sentences.py       # every recipe on splits 1 and 2: about an hour
+    # the choice of the defaults' contrastive term (about 26 minutes):
+    ../.venv/bin/python recipes_sentences.py --recipes '[{"contrastive": 0}, {}]' --splits 1,2,3,4 --section contrastive
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -29,26 +35,29 @@ import numpy as np
 from simdex.engine import packaged
 from simdex.engine.sentences.model import Encoder
 from simdex.engine.training.config import EncoderTrainConfig
-from simdex.engine.training.encoder import (EncoderTrainee, decays, frozen_head, two_class_head,
-                                            warm_up_then_decay)
+from simdex.engine.training.encoder import (TEMPERATURE, EncoderTrainee, decays, frozen_head,
+                                            supervised_contrastive, two_class_head, warm_up_then_decay)
 from simdex.engine.training.labelled import held_out
+from simdex.engine.training.report import label_agreement
 from simdex.engine.training.scores import accuracy_and_f1
 
 from common import machine, write_section
 
 RECIPES = [
-    {},  # the defaults
-    {"lpft": True},
-    {"epochs": 5, "avg_from": 3},
-    {"lpft": True, "llrd": 0.85, "epochs": 4, "ls": 0.1},
-    {"batch_size": 16},
-    {"freeze_emb": True},
+    {"contrastive": 0},  # cross-entropy only (the defaults until stop 27), and the same with:
+    {"contrastive": 0, "lpft": True},
+    {"contrastive": 0, "epochs": 5, "avg_from": 3},
+    {"contrastive": 0, "lpft": True, "llrd": 0.85, "epochs": 4, "ls": 0.1},
+    {"contrastive": 0, "batch_size": 16},
+    {"contrastive": 0, "freeze_emb": True},
+    {"contrastive": 0.9, "tau": 0.3},  # Gunel et al. 2021's setting for SST-2
+    {},  # the defaults: the contrastive term at weight 0.5, temperature 0.1
 ]
 SPLITS = (1, 2)
 
 
 def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, freeze_emb=False, avg_from=2,
-        **settings) -> dict:
+        tau=TEMPERATURE, **settings) -> dict:
     import torch
 
     cfg = EncoderTrainConfig(**settings).check()
@@ -80,7 +89,10 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
         trainee.model.train()
         for rows in trainee.batches(train, np.random.default_rng((cfg.seed, epoch))):
             target = torch.as_tensor(labels[rows], dtype=torch.long)
-            loss = torch.nn.functional.cross_entropy(trainee.logits(rows), target, label_smoothing=ls)
+            vectors = trainee.vectors(rows)
+            loss = torch.nn.functional.cross_entropy(head(vectors), target, label_smoothing=ls)
+            if cfg.contrastive:
+                loss = (1 - cfg.contrastive) * loss + cfg.contrastive * supervised_contrastive(vectors, target, tau)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), cfg.clip)
@@ -95,38 +107,83 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
                 for k in average:
                     average[k] += (state[k] - average[k]) / (averaged + 1)
             averaged += 1
-    out = {"split": split, "per_epoch": per_epoch, "seconds": round(time.perf_counter() - started)}
+    out = {"split": split, "per_epoch": per_epoch, "seconds": round(time.perf_counter() - started),
+           "agreement": [round(label_agreement(encodings, labels, train, test), 4),
+                         round(label_agreement(unit_vectors(trainee, len(labels)), labels, train, test), 4)]}
     if averaged > 1:
         trainee.model.load_state_dict(average)
         out["averaged"] = round(accuracy_and_f1(trainee.probabilities(test), labels[test])[0], 4)
     return out
 
 
-def main() -> None:
+def unit_vectors(trainee, n: int, batch: int = 64) -> np.ndarray:
+    """Every row's pooled unit vector from the trainee's encoder as it stands (what re-encoding
+    the store would write)."""
     import torch
 
+    trainee.model.eval()
+    with torch.no_grad():
+        out = np.concatenate([trainee.vectors(np.arange(start, min(n, start + batch)), trainee.full_ids).numpy()
+                              for start in range(0, n, batch)])
+    trainee.model.train()
+    return out
+
+
+def table(results: list[tuple[dict, list[dict]]], splits) -> list[str]:
+    """Markdown: each recipe's run on each split, then its means over the splits."""
+    lines = ["| recipe | split | inner accuracy per epoch | avg | 10-NN label agreement before -> after |",
+             "|---|---|---|---|---|"]
+    for recipe, outs in results:
+        for out in outs:
+            agreement = " -> ".join(f"{a:.4f}" for a in out["agreement"]) if "agreement" in out else "not measured"
+            average = f"{out['averaged']:.4f}" if "averaged" in out else "-"
+            lines.append(f"| {name(recipe)} | {out['split']} | {' / '.join(f'{a:.4f}' for a in out['per_epoch'])} | "
+                         f"{average} | {agreement} |")
+    lines += ["", f"Means over inner splits {', '.join(map(str, splits))}:", "",
+              "| recipe | at the last epoch | at its best epoch |", "|---|---|---|"]
+    for recipe, outs in results:
+        lines.append(f"| {name(recipe)} | {np.mean([o['per_epoch'][-1] for o in outs]):.4f} | "
+                     f"{np.mean([max(o['per_epoch']) for o in outs]):.4f} |")
+    return lines
+
+
+def name(recipe: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in recipe.items()) or \
+        f"defaults (3 epochs, contrastive {EncoderTrainConfig.contrastive} at temperature {TEMPERATURE})"
+
+
+def main() -> None:
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", type=json.loads, default=RECIPES,
+                        help="a JSON list of recipes (settings beside the defaults)")
+    parser.add_argument("--splits", default=",".join(map(str, SPLITS)), help="inner seeds, comma-separated")
+    parser.add_argument("--section", default="sentence_recipes", help="RESULTS.md's section to write")
+    args = parser.parse_args()
+    splits = [int(s) for s in args.splits.split(",")]
     torch.set_num_threads(2)
     texts, labels = packaged.reviews("rotten_tomatoes")
     keep = np.flatnonzero(~held_out(labels, 0.2, 0))  # seed 0's training rows only
     texts, labels = [texts[i] for i in keep], labels[keep]
     encoder = Encoder.load(device="cpu")
     encodings = encoder.encode_all(texts)
-    lines = [f"Machine: {machine()}", "",
-             "Inner splits of seed 0's training 80% of Rotten Tomatoes (80/20, inner seeds "
-             f"{' and '.join(map(str, SPLITS))}; the reported held-out 20% never read). Inner accuracy after each "
-             "epoch; `avg`: the average of the epochs' weights from the second (the third with 5 epochs) on.", "",
-             "| recipe | " + " | ".join(f"split {s}: per epoch | split {s}: avg" for s in SPLITS)
-             + " | mean at the last epoch |", "|---|" + "---|---|" * len(SPLITS) + "---|"]
-    for recipe in RECIPES:
-        outs = [run(texts, labels, encodings, encoder, split, **recipe) for split in SPLITS]
+    results = []
+    for recipe in args.recipes:
+        outs = [run(texts, labels, encodings, encoder, split, **recipe) for split in splits]
         for out in outs:
             print(json.dumps({**recipe, **out}), flush=True)
-        name = ", ".join(f"{k} {v}" for k, v in recipe.items()) or "defaults (3 epochs)"
-        lines.append(f"| {name} | " + " | ".join(
-            f"{' / '.join(f'{a:.4f}' for a in o['per_epoch'])} | {o.get('averaged', float('nan')):.4f}" for o in outs)
-            + f" | {np.mean([o['per_epoch'][-1] for o in outs]):.4f} |")
-    write_section("sentence_recipes", "## Sentence-store recipes on inner splits (`recipes_sentences.py`)\n\n"
-                  + "\n".join(lines))
+        results.append((recipe, outs))
+    write_section(args.section, "## Sentence-store recipes on inner splits (`recipes_sentences.py "
+                  + " ".join(sys.argv[1:]) + "`)\n\n" + "\n".join([
+                      f"Machine: {machine()}", "",
+                      "Inner splits of seed 0's training 80% of Rotten Tomatoes (80/20, inner seeds "
+                      f"{', '.join(map(str, splits))}; the reported held-out 20% never read). Inner accuracy after "
+                      "each epoch; `avg`: the average of the epochs' weights from the second (the third with 5 "
+                      "epochs) on; the label agreement of each inner held-out text's 10 nearest inner training "
+                      "texts, with the original encoder and after the last epoch.", ""] + table(results, splits)))
 
 
 if __name__ == "__main__":

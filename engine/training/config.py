@@ -70,6 +70,7 @@ class EncoderTrainConfig:
     warmup: float = 0.1         # share of the steps the learning rate warms up over, then decays linearly
     weight_decay: float = 0.01  # AdamW, on weights (not biases or LayerNorm)
     clip: float = 1.0           # gradient norm clipping
+    contrastive: float = 0.5    # weight of a supervised contrastive term on the pooled vectors (0: cross-entropy only)
     batch_size: int = 32
     max_length: int | None = None  # tokens a text is cut to while training (None: the store's encoder's)
     val_split: float = 0.2      # held out, stratified, seeded
@@ -82,6 +83,8 @@ class EncoderTrainConfig:
         check_choice("--precision", self.precision, ("auto", "fp32", "bf16"))
         if self.lr <= 0 or not 0 <= self.warmup < 1 or self.clip <= 0 or self.batch_size < 1:
             raise BadOption("--lr and --clip must be positive, --warmup in [0, 1), --batch-size at least 1")
+        if not 0 <= self.contrastive < 1:
+            raise BadOption(f"--contrastive must be in [0, 1), got {self.contrastive}")
         if self.max_length is not None and not 1 <= self.max_length <= 512:
             raise BadOption(f"--max-length must be between 1 and 512, got {self.max_length}")
         return self

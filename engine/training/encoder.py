@@ -6,7 +6,9 @@
 
 The model is the store's own BERT-family encoder (the one its current version records) with a
 linear head on its pooled output, normalised to unit length as the store's vectors are, so that
-`simdex predict` can read the head over `store.encode(texts)`. AdamW (weight decay on weights,
+`simdex predict` can read the head over `store.encode(texts)`. The loss is cross-entropy mixed with
+a supervised contrastive term on those unit vectors (`contrastive`: its weight), which draws texts
+of one label together in the space the store searches. AdamW (weight decay on weights,
 not on biases and LayerNorm; the head at ten times the encoder's rate), a linear warm-up then a
 linear decay to zero, gradient clipping, bfloat16 autocast on CUDA (where the GPU has it). Texts are
 tokenized once; an epoch's shuffled rows are cut into pools of 64 batches, sorted by length
@@ -28,6 +30,7 @@ from ..sentences.model import ModelFolder, padded
 from .config import EncoderTrainConfig
 
 POOL_BATCHES = 64  # batches sorted by length together
+TEMPERATURE = 0.1  # of the supervised contrastive term (chosen with its weight on inner splits: README)
 
 
 class EncoderTrainee:
@@ -79,7 +82,12 @@ class EncoderTrainee:
         import torch
 
         labels = torch.as_tensor(self.labels[rows], dtype=torch.long, device=self.device)
-        return torch.nn.functional.cross_entropy(self.logits(rows), labels)
+        vectors = self.vectors(rows)
+        loss = torch.nn.functional.cross_entropy(self.model["head"](vectors), labels)
+        weight = self.cfg.contrastive
+        if weight:
+            loss = (1 - weight) * loss + weight * supervised_contrastive(vectors, labels, TEMPERATURE)
+        return loss
 
     def probabilities(self, rows: np.ndarray, batch: int = 64) -> np.ndarray:
         import torch
@@ -103,14 +111,17 @@ class EncoderTrainee:
 
     def logits(self, rows, ids=None):
         """The head's logits for `rows`, read from the training tokens (or from `ids`)."""
+        return self.model["head"](self.vectors(rows, ids))
+
+    def vectors(self, rows, ids=None):
+        """The encoder's pooled unit vectors for `rows` (what the store would hold), differentiable."""
         import torch
 
         input_ids, mask = padded(self.ids if ids is None else ids, rows, self.tokenizer.pad_token_id or 0)
         input_ids, mask = torch.from_numpy(input_ids).to(self.device), torch.from_numpy(mask).to(self.device)
         with torch.autocast(self.device, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             output = self.model["encoder"](input_ids=input_ids, attention_mask=mask)
-            unit = pooled_unit(output, mask, self.pooling)
-            return self.model["head"](unit.float())
+            return pooled_unit(output, mask, self.pooling).float()
 
     # -- afterwards --------------------------------------------------------------------------------------
 
@@ -159,6 +170,23 @@ def write_sentence_transformers_files(destination: Path, parent: ModelFolder, po
     for name in ("config_sentence_transformers.json",):
         if (parent.path / name).is_file():
             shutil.copy(parent.path / name, destination / name)
+
+
+def supervised_contrastive(vectors, target, tau: float):
+    """Gunel et al. 2021's term over a batch of unit vectors: each text is pulled towards the
+    batch's other texts of its label and pushed from the rest, at temperature `tau`."""
+    import torch
+
+    n = len(target)
+    itself = torch.eye(n, dtype=torch.bool, device=vectors.device)
+    similarity = (vectors @ vectors.T / tau).masked_fill(itself, float("-inf"))
+    log_share = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    same = (target[:, None] == target[None, :]) & ~itself
+    counts = same.sum(1)
+    has = counts > 0
+    if not has.any():
+        return vectors.sum() * 0.0
+    return (-(log_share.masked_fill(~same, 0.0).sum(1)[has] / counts[has])).mean()
 
 
 def decays(name: str, parameter) -> bool:
