@@ -129,7 +129,7 @@ def unit_vectors(trainee, n: int, batch: int = 64) -> np.ndarray:
     return out
 
 
-def table(results: list[tuple[dict, list[dict]]], splits) -> list[str]:
+def table(results: list[tuple[dict, list[dict]]]) -> list[str]:
     """Markdown: each recipe's run on each split, then its means over the splits."""
     lines = ["| recipe | split | inner accuracy per epoch | avg | 10-NN label agreement before -> after |",
              "|---|---|---|---|---|"]
@@ -139,10 +139,11 @@ def table(results: list[tuple[dict, list[dict]]], splits) -> list[str]:
             average = f"{out['averaged']:.4f}" if "averaged" in out else "-"
             lines.append(f"| {name(recipe)} | {out['split']} | {' / '.join(f'{a:.4f}' for a in out['per_epoch'])} | "
                          f"{average} | {agreement} |")
-    lines += ["", f"Means over inner splits {', '.join(map(str, splits))}:", "",
-              "| recipe | at the last epoch | at its best epoch |", "|---|---|---|"]
+    lines += ["", "Means over the inner splits:", "",
+              "| recipe | splits | at the last epoch | at its best epoch |", "|---|---|---|---|"]
     for recipe, outs in results:
-        lines.append(f"| {name(recipe)} | {np.mean([o['per_epoch'][-1] for o in outs]):.4f} | "
+        lines.append(f"| {name(recipe)} | {', '.join(str(o['split']) for o in outs)} | "
+                     f"{np.mean([o['per_epoch'][-1] for o in outs]):.4f} | "
                      f"{np.mean([max(o['per_epoch']) for o in outs]):.4f} |")
     return lines
 
@@ -176,14 +177,18 @@ def main() -> None:
         for out in outs:
             print(json.dumps({**recipe, **out}), flush=True)
         results.append((recipe, outs))
-    write_section(args.section, "## Sentence-store recipes on inner splits (`recipes_sentences.py "
-                  + " ".join(sys.argv[1:]) + "`)\n\n" + "\n".join([
-                      f"Machine: {machine()}", "",
-                      "Inner splits of seed 0's training 80% of Rotten Tomatoes (80/20, inner seeds "
-                      f"{', '.join(map(str, splits))}; the reported held-out 20% never read). Inner accuracy after "
-                      "each epoch; `avg`: the average of the epochs' weights from the second (the third with 5 "
-                      "epochs) on; the label agreement of each inner held-out text's 10 nearest inner training "
-                      "texts, with the original encoder and after the last epoch.", ""] + table(results, splits)))
+    write(results, splits, args.section, " ".join(sys.argv[1:]))
+
+
+def write(results, splits, section: str, arguments: str) -> None:
+    write_section(section, f"## Sentence-store recipes on inner splits (`recipes_sentences.py {arguments}`)\n\n"
+                  + "\n".join([f"Machine: {machine()}", "",
+                               "Inner splits of seed 0's training 80% of Rotten Tomatoes (80/20, inner seeds "
+                               f"{', '.join(map(str, splits))}; the reported held-out 20% never read). Inner "
+                               "accuracy after each epoch; `avg`: the average of the epochs' weights from the second "
+                               "(the third with 5 epochs) on; the label agreement of each inner held-out text's 10 "
+                               "nearest inner training texts, with the original encoder and after the last epoch.",
+                               ""] + table(results)))
 
 
 if __name__ == "__main__":

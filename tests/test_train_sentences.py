@@ -155,3 +155,28 @@ def test_word_options_are_refused_and_a_milvus_store_is_told_what_to_do(tmp_path
     remote = runner.invoke(cli, ["train", "sentiment", str(csv), "--store", address, "--json"])
     assert remote.exit_code == 1 and "work in one" in remote.output and "simdex pull" in remote.output, remote.output
     assert json.loads(runner.invoke(cli, ["info", "--json", "--store", address]).stdout)["current"] == 1
+
+
+def test_the_contrastive_term_draws_one_labels_texts_together(tmp_path, reviews):
+    """The supervised contrastive term is smaller where texts of one label sit together than where
+    they are mixed, matches its definition worked by hand, and its weight is checked."""
+    import math
+
+    import torch
+
+    from simdex.engine.training.encoder import supervised_contrastive
+
+    target = torch.tensor([0, 0, 1, 1])
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    mixed = apart[[0, 2, 1, 3]]
+    assert supervised_contrastive(apart, target, 0.1) < supervised_contrastive(mixed, target, 0.1)
+    # apart: each text's one positive at cosine 1, its two negatives at 0
+    by_hand = -math.log(math.exp(10) / (math.exp(10) + 2))
+    assert supervised_contrastive(apart, target, 0.1).item() == pytest.approx(by_hand, rel=1e-5)
+    _, _, csv, lines = reviews
+    store = fresh_store(tmp_path, lines)
+    refused = CliRunner().invoke(cli, ["train", "sentiment", str(csv), "--store", str(store.path),
+                                       "--contrastive", "1"])
+    assert refused.exit_code == 1 and "Error: --contrastive must be in [0, 1), got 1.0" in refused.output, \
+        refused.output
+    assert store.version.number == 1
