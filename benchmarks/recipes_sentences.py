@@ -35,8 +35,8 @@ import numpy as np
 from simdex.engine import packaged
 from simdex.engine.sentences.model import Encoder
 from simdex.engine.training.config import EncoderTrainConfig
-from simdex.engine.training.encoder import (TEMPERATURE, EncoderTrainee, decays, frozen_head,
-                                            supervised_contrastive, two_class_head, warm_up_then_decay)
+from simdex.engine.training.encoder import (TEMPERATURE, EncoderTrainee, decays, frozen_head, two_class_head,
+                                            warm_up_then_decay)
 from simdex.engine.training.labelled import held_out
 from simdex.engine.training.report import label_agreement
 from simdex.engine.training.scores import accuracy_and_f1
@@ -88,11 +88,7 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
     for epoch in range(cfg.epochs):
         trainee.model.train()
         for rows in trainee.batches(train, np.random.default_rng((cfg.seed, epoch))):
-            target = torch.as_tensor(labels[rows], dtype=torch.long)
-            vectors = trainee.vectors(rows)
-            loss = torch.nn.functional.cross_entropy(head(vectors), target, label_smoothing=ls)
-            if cfg.contrastive:
-                loss = (1 - cfg.contrastive) * loss + cfg.contrastive * supervised_contrastive(vectors, target, tau)
+            loss = trainee.loss(rows, label_smoothing=ls, temperature=tau)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), cfg.clip)

@@ -78,15 +78,17 @@ class EncoderTrainee:
             batches += [pooled[i] for i in rng.permutation(len(pooled))]
         return batches
 
-    def loss(self, rows: np.ndarray):
+    def loss(self, rows: np.ndarray, *, label_smoothing: float = 0.0, temperature: float = TEMPERATURE):
+        """The head's cross-entropy mixed with the contrastive term (the keywords are for
+        benchmarks/recipes_sentences.py)."""
         import torch
 
         labels = torch.as_tensor(self.labels[rows], dtype=torch.long, device=self.device)
         vectors = self.vectors(rows)
-        loss = torch.nn.functional.cross_entropy(self.model["head"](vectors), labels)
+        loss = torch.nn.functional.cross_entropy(self.model["head"](vectors), labels, label_smoothing=label_smoothing)
         weight = self.cfg.contrastive
         if weight:
-            loss = (1 - weight) * loss + weight * supervised_contrastive(vectors, labels, TEMPERATURE)
+            loss = (1 - weight) * loss + weight * supervised_contrastive(vectors, labels, temperature)
         return loss
 
     def probabilities(self, rows: np.ndarray, batch: int = 64) -> np.ndarray:
