@@ -22,6 +22,12 @@ agreement after the last epoch. Accuracy on the CPU is deterministic; the time i
     ../.venv/bin/python recipes_sentences.py       # every recipe on splits 1 and 2: about an hour
     # the choice of the defaults' contrastive term (about 26 minutes):
     ../.venv/bin/python recipes_sentences.py --recipes '[{"contrastive": 0}, {}]' --splits 1,2,3,4 --section contrastive
+    # the choice of batches of 64 (stop 28; then the winner alone on --splits 3,4):
+    ../.venv/bin/python recipes_sentences.py --splits 1,2 --section batch --recipes '[{"lr": 5e-5, "batch_size": 32},
+        {"lr": 2e-4, "batch_size": 32}, {"batch_size": 64}, {"contrastive": 0.7, "batch_size": 32}]'
+
+Batches were of 32 texts until stop 28 (64 since): to rerun an earlier section's recipes as they
+ran, add `"batch_size": 32` to each.
 """
 
 from __future__ import annotations

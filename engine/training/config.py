@@ -71,7 +71,7 @@ class EncoderTrainConfig:
     weight_decay: float = 0.01  # AdamW, on weights (not biases or LayerNorm)
     clip: float = 1.0           # gradient norm clipping
     contrastive: float = 0.5    # weight of a supervised contrastive term on the pooled vectors (0: cross-entropy only)
-    batch_size: int = 32
+    batch_size: int = 64        # more of each label's texts per batch for the contrastive term (inner splits: README)
     max_length: int | None = None  # tokens a text is cut to while training (None: the store's encoder's)
     val_split: float = 0.2      # held out, stratified, seeded
     seed: int = 0
