@@ -25,6 +25,9 @@ agreement after the last epoch. Accuracy on the CPU is deterministic; the time i
     # the choice of batches of 64 (stop 28; then the winner alone on --splits 3,4):
     ../.venv/bin/python recipes_sentences.py --splits 1,2 --section batch --recipes '[{"lr": 5e-5, "batch_size": 32},
         {"lr": 2e-4, "batch_size": 32}, {"batch_size": 64}, {"contrastive": 0.7, "batch_size": 32}]'
+    # run-to-run noise (stop 28): the defaults with training seeds 1-3 on one inner split
+    ../.venv/bin/python recipes_sentences.py --recipes '[{"seed": 1}, {"seed": 2}, {"seed": 3}]' --splits 1 \
+        --section training_noise
 
 Batches were of 32 texts until stop 28 (64 since): to rerun an earlier section's recipes as they
 ran, add `"batch_size": 32` to each.
