@@ -12,7 +12,9 @@ linear decay, clipping, length-sorted pools) with one change or a bundle of them
 - `ls`: label smoothing; `epochs`; `batch_size`; `freeze_emb`: the token embeddings stay fixed;
 - `contrastive`: the weight of the supervised contrastive term (Gunel et al. 2021) mixed with the
   cross-entropy, `tau` its temperature (0: cross-entropy only, the defaults until stop 27);
-- every run also reports the average of its epochs' weights from epoch `avg_from` on.
+- every run also reports the average of its epochs' weights from epoch `avg_from` on;
+- `--soup K`: instead of the recipes, K runs of the defaults from one start averaged into one
+  model (a model soup, the trainer's `--soup`), beside each run alone.
 
 It prints and writes the inner accuracy after every epoch, so early stopping, more epochs and
 weight averaging can all be read off one run, and the inner held-out texts' 10-neighbour label
@@ -28,6 +30,8 @@ agreement after the last epoch. Accuracy on the CPU is deterministic; the time i
     # run-to-run noise (stop 28): the defaults with training seeds 1-3 on one inner split
     ../.venv/bin/python recipes_sentences.py --recipes '[{"seed": 1}, {"seed": 2}, {"seed": 3}]' --splits 1 \
         --section training_noise
+    # soups (stop 29): three runs of the defaults per split averaged into one model (about 35 minutes)
+    ../.venv/bin/python recipes_sentences.py --soup 3 --splits 1,2,3,4 --section soup
 
 Batches were of 32 texts until stop 28 (64 since): to rerun an earlier section's recipes as they
 ran, add `"batch_size": 32` to each.
@@ -121,6 +125,73 @@ def run(texts, labels, encodings, encoder, split, lpft=False, llrd=1.0, ls=0.0, 
     return out
 
 
+def soup_run(texts, labels, encodings, encoder, split, members: int = 3) -> dict:
+    """`members` runs of the defaults from one start (the head drawn with seed 0), each with its own
+    batch order (seeded (member, epoch)) and dropout (seeded 1000 + member), to their last epoch;
+    each one's inner accuracy, then the soups of the first 2, 3, ... (their weights averaged, as
+    engine/training/soup.py does) and, for comparison, the ensembles (their probabilities averaged)."""
+    import torch
+
+    cfg = EncoderTrainConfig().check()
+    val = held_out(labels, 0.2, split)
+    train, test = np.flatnonzero(~val), np.flatnonzero(val)
+    states, probabilities, out = [], [], {"split": split, "members": []}
+    for member in range(members):
+        torch.manual_seed(0)
+        trainee = EncoderTrainee(encoder.folder, encoder.pooling, texts, labels, cfg, "cpu", encoder.max_length)
+        torch.manual_seed(1000 + member)
+        per_epoch = []
+        for epoch in range(cfg.epochs):
+            trainee.model.train()
+            for rows in trainee.batches(train, np.random.default_rng((member, epoch))):
+                loss = trainee.loss(rows)
+                trainee.optimizers[0].zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), cfg.clip)
+                trainee.optimizers[0].step()
+                trainee.schedules[0].step()
+            per_epoch.append(round(accuracy_and_f1(trainee.probabilities(test), labels[test])[0], 4))
+        out["members"].append(per_epoch)
+        probabilities.append(trainee.probabilities(test))
+        states.append({k: v.detach().clone().float() for k, v in trainee.model.state_dict().items()})
+    for k in range(2, members + 1):
+        trainee.model.load_state_dict({name: sum(state[name] for state in states[:k]) / k for name in states[0]})
+        out[f"soup{k}"] = round(accuracy_and_f1(trainee.probabilities(test), labels[test])[0], 4)
+        out[f"ensemble{k}"] = round(accuracy_and_f1(np.mean(probabilities[:k], 0), labels[test])[0], 4)
+    out["agreement"] = [round(label_agreement(encodings, labels, train, test), 4),
+                        round(label_agreement(unit_vectors(trainee, len(labels)), labels, train, test), 4)]
+    return out
+
+
+def soup_table(outs: list[dict]) -> list[str]:
+    """Markdown: each split's runs alone and their soups, then the means."""
+    members = len(outs[0]["members"])
+    sizes = range(2, members + 1)
+    lines = ["| split | each run alone: inner accuracy per epoch | runs alone: mean at the last epoch | "
+             + " | ".join(f"soup of {k} (ensemble)" for k in sizes) + " | 10-NN label agreement before -> after "
+             "(the soup) |", "|---|---|---|" + "---|" * len(sizes) + "---|"]
+    for out in outs:
+        lines.append(f"| {out['split']} | " + "; ".join(" / ".join(f"{a:.4f}" for a in run) for run in out["members"])
+                     + f" | {np.mean([run[-1] for run in out['members']]):.4f} | "
+                     + " | ".join(f"{out[f'soup{k}']:.4f} ({out[f'ensemble{k}']:.4f})" for k in sizes)
+                     + f" | {out['agreement'][0]:.4f} -> {out['agreement'][1]:.4f} |")
+    lines.append(f"| mean | | {np.mean([[run[-1] for run in o['members']] for o in outs]):.4f} | "
+                 + " | ".join(f"{np.mean([o[f'soup{k}'] for o in outs]):.4f} "
+                              f"({np.mean([o[f'ensemble{k}'] for o in outs]):.4f})" for k in sizes) + " | |")
+    return lines
+
+
+def write_soup(outs: list[dict], section: str, arguments: str) -> None:
+    splits = ", ".join(str(o["split"]) for o in outs)
+    write_section(section, f"## Sentence-store soups on inner splits (`recipes_sentences.py {arguments}`)\n\n"
+                  + "\n".join([f"Machine: {machine()}", "",
+                               "Inner splits of seed 0's training 80% of Rotten Tomatoes (80/20, inner seeds "
+                               f"{splits}; the reported held-out 20% never read). The defaults, run to their last "
+                               "epoch from one start (the same head) with different batch orders and dropout; a soup "
+                               "averages the runs' weights into one model, an ensemble (for comparison only: it is not "
+                               "one model) their probabilities.", ""] + soup_table(outs)))
+
+
 def unit_vectors(trainee, n: int, batch: int = 64) -> np.ndarray:
     """Every row's pooled unit vector from the trainee's encoder as it stands (what re-encoding
     the store would write)."""
@@ -168,6 +239,8 @@ def main() -> None:
                         help="a JSON list of recipes (settings beside the defaults)")
     parser.add_argument("--splits", default=",".join(map(str, SPLITS)), help="inner seeds, comma-separated")
     parser.add_argument("--section", default="sentence_recipes", help="RESULTS.md's section to write")
+    parser.add_argument("--soup", type=int, default=0,
+                        help="instead of the recipes: this many runs of the defaults on each split, and their soups")
     args = parser.parse_args()
     splits = [int(s) for s in args.splits.split(",")]
     torch.set_num_threads(2)
@@ -176,6 +249,13 @@ def main() -> None:
     texts, labels = [texts[i] for i in keep], labels[keep]
     encoder = Encoder.load(device="cpu")
     encodings = encoder.encode_all(texts)
+    if args.soup:
+        outs = []
+        for split in splits:
+            outs.append(soup_run(texts, labels, encodings, encoder, split, args.soup))
+            print(json.dumps(outs[-1]), flush=True)
+        write_soup(outs, args.section, " ".join(sys.argv[1:]))
+        return
     results = []
     for recipe in args.recipes:
         outs = [run(texts, labels, encodings, encoder, split, **recipe) for split in splits]
