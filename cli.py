@@ -548,6 +548,9 @@ def both(words, sentences) -> str:
 @click.option("--contrastive", type=float,
               help="Sentence stores: weight of a supervised contrastive term beside the cross-entropy, drawing "
                    f"texts of one label together (0: cross-entropy only) [default: {ENCODING.contrastive}].")
+@click.option("--soup", type=click.IntRange(min=1),
+              help="Sentence stores: runs from one start, differing in batch order and dropout, averaged weight by "
+                   f"weight into the model (a model soup; 1: a single run) [default: {ENCODING.soup}].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
               help="Sentence stores: auto is bfloat16 autocast on CUDA where it has it, float32 elsewhere.")
 @store_options
@@ -607,7 +610,12 @@ def train_sentiment_command(data, dataset, text_column, label_column, freeze, co
 def train_table(r) -> list[str]:
     lines = [f"{r.model} on {r.data}: validation accuracy {r.val_accuracy:.4f}, F1 {r.val_f1:.4f} "
              f"({r.train_examples:,} training / {r.val_examples:,} validation texts"
-             + (f", best epoch {r.best_epoch} of {r.epochs}, {r.train_seconds:.1f}s)" if r.epochs else ")")]
+             + (f", best epoch {r.best_epoch} of {r.epochs}, {r.train_seconds:.1f}s)" if r.best_epoch else
+                f", {r.train_seconds:.1f}s)" if r.epochs else ")")]
+    if r.soup_members:
+        lines.append(f"a soup of {len(r.soup_members)} runs averaged into one model; each alone: validation accuracy "
+                     + ", ".join(f"{m['val_accuracy']:.4f} (best epoch {m['best_epoch']} of {m['epochs']})"
+                                 for m in r.soup_members))
     if r.ngrams:
         lines.append("with the n-gram features beside the word vectors (--ngrams)")
     if r.frozen_accuracy is not None and not r.freeze:

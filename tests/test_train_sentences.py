@@ -47,7 +47,7 @@ def fresh_store(tmp_path, lines):
 
 
 def quick(**overrides):
-    return EncoderTrainConfig(**{"epochs": 1, "batch_size": 16, "max_length": 32, "lr": 1e-4, **overrides})
+    return EncoderTrainConfig(**{"epochs": 1, "batch_size": 16, "max_length": 32, "lr": 1e-4, "soup": 1, **overrides})
 
 
 def test_the_encoder_is_fine_tuned_kept_re_encoded_and_searched_with(tmp_path, reviews):
@@ -119,6 +119,7 @@ def test_frozen_baseline_and_compare_freeze(tmp_path, reviews):
     header, accuracy = result.stdout.splitlines()[:2]
     assert header.split() == ["frozen", "fine-tuned"] and accuracy.startswith("val_accuracy")
     assert "every text re-encoded with the fine-tuned encoder" in result.stdout
+    assert "a soup of 3 runs averaged into one model; each alone: validation accuracy" in result.stdout
 
 
 class Interrupt(Exception):
@@ -142,6 +143,49 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, reviews):
     resumed = train_sentiment(store, str(csv), config=quick(epochs=2), resume=True)
     assert resumed.val_accuracy == done.val_accuracy
     np.testing.assert_array_equal(np.array(store.matrix()), np.array(straight.matrix()))
+
+
+def test_a_soup_averages_its_runs_and_resumes_between_and_inside_them(tmp_path, reviews):
+    """A soup's first run is the single run; the kept encoder is the average of its runs' weights;
+    a run interrupted inside its second member, then again while averaging, resumes to the same model
+    as an uninterrupted one."""
+    import torch
+    from safetensors.torch import load_file
+
+    _, _, csv, lines = reviews
+    single = train_sentiment(fresh_store(tmp_path / "single", lines), str(csv), config=quick(epochs=2))
+    straight = fresh_store(tmp_path / "a", lines)
+    done = train_sentiment(straight, str(csv), config=quick(epochs=2, soup=2))
+    assert len(done.soup_members) == 2 and done.best_epoch is None and done.epochs == sum(
+        m["epochs"] for m in done.soup_members)
+    assert done.soup_members[0]["val_accuracy"] == single.val_accuracy
+    assert straight.version.metrics["soup_members"] == done.soup_members
+
+    store = fresh_store(tmp_path / "b", lines)
+    kept = store.path / "train"
+
+    def stop_at(prefix):
+        def stop(label, position, shown):
+            if label.startswith(prefix) and position:
+                raise Interrupt
+        return Progress.calling(stop)
+
+    with pytest.raises(Interrupt):  # inside the second run: the first is kept, the second's checkpoint
+        train_sentiment(store, str(csv), config=quick(epochs=2, soup=2), progress=stop_at("member 2/2: epoch 2/"))
+    assert (kept / "member-0.pt").exists() and not (kept / "member-1.pt").exists()
+    with pytest.raises(Interrupt):  # while averaging: both runs kept
+        train_sentiment(store, str(csv), config=quick(epochs=2, soup=2), resume=True,
+                        progress=stop_at("averaging"))
+    members = [torch.load(kept / f"member-{m}.pt", weights_only=False)["state"] for m in (0, 1)]
+    assert len(Store.open(store.path).versions()) == 1
+    resumed = train_sentiment(store, str(csv), config=quick(epochs=2, soup=2), resume=True)
+    assert resumed.val_accuracy == done.val_accuracy and resumed.soup_members == done.soup_members
+    np.testing.assert_array_equal(np.array(store.matrix()), np.array(straight.matrix()))
+    assert not list(kept.glob("member-*.pt")) and not (kept / "checkpoint.pt").exists()
+    weights = load_file(store.stored_file(resumed.encoder[len("store:"):]) / "model.safetensors")
+    name = "encoder.layer.5.output.dense.weight"
+    assert not torch.equal(members[0]["encoder." + name], members[1]["encoder." + name])
+    torch.testing.assert_close(weights[name], (members[0]["encoder." + name] + members[1]["encoder." + name]) / 2)
 
 
 def test_word_options_are_refused_and_a_milvus_store_is_told_what_to_do(tmp_path, reviews):

@@ -8,7 +8,7 @@ they were chosen are in the README ("Training"); the trade-off between accuracy 
 vectors keep, measured on IMDB, is in benchmarks/RESULTS.md.
 
 Sentence stores (`EncoderTrainConfig`): the store's BERT encoder fine-tuned with a linear head on
-its pooled, normalised output.
+its pooled, normalised output, three runs of it averaged into one model (soup.py).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class EncoderTrainConfig:
     contrastive: float = 0.5    # weight of a supervised contrastive term on the pooled vectors (0: cross-entropy only)
     batch_size: int = 64        # more of each label's texts per batch for the contrastive term (inner splits: README)
     max_length: int | None = None  # tokens a text is cut to while training (None: the store's encoder's)
+    soup: int = 3               # runs averaged weight by weight into one model (a model soup; 1: a single run)
     val_split: float = 0.2      # held out, stratified, seeded
     seed: int = 0
     precision: str = "auto"     # auto: bfloat16 autocast on CUDA (where it has it), else float32; fp32; bf16
@@ -85,6 +86,8 @@ class EncoderTrainConfig:
             raise BadOption("--lr and --clip must be positive, --warmup in [0, 1), --batch-size at least 1")
         if not 0 <= self.contrastive < 1:
             raise BadOption(f"--contrastive must be in [0, 1), got {self.contrastive}")
+        if self.soup < 1:
+            raise BadOption(f"--soup must be at least 1, got {self.soup}")
         if self.max_length is not None and not 1 <= self.max_length <= 512:
             raise BadOption(f"--max-length must be between 1 and 512, got {self.max_length}")
         return self

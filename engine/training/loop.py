@@ -5,11 +5,12 @@
 
 A trainee (engine/training/words.py, encoder.py) says how to cut the training rows into batches,
 the loss of a batch, and the probability of label 1 for rows; the loop does the rest, the same
-for every model: seeded epochs (the order of epoch e is drawn with (seed, e), so a resumed run
-sees what an uninterrupted one would), zero_grad / backward / optional clipping / step / schedule,
-validation accuracy after every epoch with early stopping on it, and a checkpoint dict
-{model, optimizers, identity, epoch, best, best_state, torch_rng} after every epoch, which
-`resume=True` continues from exactly. The progress of each epoch goes to `progress`.
+for every model: seeded epochs (the order of epoch e is drawn with (seed, e), or (*seed, e) for a
+tuple seed, so a resumed run sees what an uninterrupted one would), zero_grad / backward /
+optional clipping / step / schedule, validation accuracy after every epoch with early stopping on
+it, and a checkpoint dict {model, optimizers, identity, epoch, best, best_state, torch_rng} after
+every epoch, which `resume=True` continues from exactly. The progress of each epoch goes to
+`progress`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Fitted:
 
 
 def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, *, epochs: int, patience: int,
-        seed: int, checkpoint: Path, identity: dict, resume: bool = False, progress: Progress = SILENT,
+        seed: int | tuple, checkpoint: Path, identity: dict, resume: bool = False, progress: Progress = SILENT,
         label: str = "epoch") -> Fitted:
     """Train `trainee.model` (see the module's notes); it ends holding the best epoch's weights."""
     import torch
@@ -54,7 +55,7 @@ def fit(trainee, labels: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarra
     stepping = 0.0
     for epoch in range(start, epochs):
         model.train()
-        batches = trainee.batches(train_rows, np.random.default_rng((seed, epoch)))
+        batches = trainee.batches(train_rows, np.random.default_rng((*np.atleast_1d(seed), epoch)))
         total_loss, seen = 0.0, 0
         with progress.task(f"{label} {epoch + 1}/{epochs}", total=len(train_rows), unit="examples") as task:
             for rows in batches:

@@ -7,10 +7,10 @@ The product is the embeddings; the classifier is how they learn. By the store's 
 - a word store: a classifier over the store's word vectors (words.py: the tutorial's bag, BiLSTM
   or CNN), the vectors fine-tuned at their own rate and tied to where they started; then the
   polarity step (polarity.py); the trained rows become a new version;
-- a sentence store: its BERT encoder fine-tuned with a linear head (encoder.py), kept in the
-  store as a model folder; every text of the store re-encoded with it into a new version, which
-  records the new model, so that `search` encodes queries with it and `simdex use` goes back to
-  the old model and vectors together.
+- a sentence store: its BERT encoder fine-tuned with a linear head (encoder.py), three runs
+  averaged into one model (soup.py), kept in the store as a model folder; every text of the
+  store re-encoded with it into a new version, which records the new model, so that `search`
+  encodes queries with it and `simdex use` goes back to the old model and vectors together.
 
 Both go through one loop (loop.py) with a seeded, stratified validation split, early stopping
 on the validation accuracy of the model whose embeddings are trained, and a checkpoint after
@@ -37,6 +37,7 @@ from .labelled import held_out, read_labelled
 from .loop import check_resumable, fit
 from .predict import save_classifier
 from .scores import accuracy_and_f1
+from .soup import clear, fit_soup
 
 
 @dataclass
@@ -48,7 +49,7 @@ class TrainResult:
     val_f1: float
     train_seconds: float
     epochs: int
-    best_epoch: int
+    best_epoch: int | None      # None for a soup (each member has its own: soup_members)
     train_examples: int
     val_examples: int
     freeze: bool
@@ -68,11 +69,12 @@ class TrainResult:
     report: dict = field(default_factory=dict)
     index: object = None  # what became of the store's index (indexes.follow.IndexFollow), if it has one
     step_seconds: float | None = None  # of train_seconds, in training steps (sentence stores; benchmarks)
+    soup_members: list | None = None   # sentence stores with soup > 1: each run averaged into the model
 
     JSON_FIELDS = ("version", "parent", "kind", "model", "val_accuracy", "val_f1", "train_seconds", "epochs",
                    "best_epoch", "train_examples", "val_examples", "freeze", "data", "vocabulary", "new_words",
                    "added_new_words", "ngrams", "polarity", "sentence_head_accuracy", "blended_accuracy",
-                   "frozen_accuracy", "frozen_f1", "encoder", "note", "report")
+                   "frozen_accuracy", "frozen_f1", "encoder", "soup_members", "note", "report")
 
 
 def train_sentiment(store, data_path: str | None = None, *, dataset: str | None = None, text_column: str = "text",
@@ -101,7 +103,7 @@ def train_sentiment(store, data_path: str | None = None, *, dataset: str | None 
     run = dict(store=store, parent=parent, texts=texts, labels=labels, names=names, source=source, data_sha=data_sha,
                cfg=cfg, checkpoint=checkpoint, identity=identity, resume=resume, progress=progress)
     result = _train_words(**run) if parent.kind == "words" else _train_encoder(**run)
-    checkpoint.unlink(missing_ok=True)
+    clear(checkpoint)
     if result.version is not None:
         from ...indexes.follow import keep_in_step
 
@@ -199,9 +201,10 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
                                                "val_accuracy": frozen_accuracy, "data": source})
         return result
 
-    trainee = EncoderTrainee(old.folder, old.pooling, texts, labels, cfg, cfg.device, old.max_length)
-    fitted = fit(trainee, labels, train, val, epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed,
-                 checkpoint=checkpoint, identity=identity, resume=resume, progress=progress)
+    trainee, fitted = fit_soup(lambda: EncoderTrainee(old.folder, old.pooling, texts, labels, cfg, cfg.device,
+                                                      old.max_length), labels, train, val, members=cfg.soup,
+                               seed=cfg.seed, epochs=cfg.epochs, patience=cfg.patience, checkpoint=checkpoint,
+                               identity=identity, resume=resume, progress=progress)
     label = keep_encoder(store, trainee)
     encoder = Encoder(resolve_model(label, store), old.pooling, old.max_length,
                       old.quantize if old.quantize != "int8" else "none", cfg.device)
@@ -209,8 +212,11 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
               "parent": parent.number}
     if parent.config.get("fields"):
         config["fields"] = parent.config["fields"]  # the texts keep their fields (the same rows)
+    members = [{"val_accuracy": m.accuracy, "val_f1": m.f1, "best_epoch": m.best_epoch, "epochs": m.epochs_run}
+               for m in fitted.members] if cfg.soup > 1 else None
     metrics = {"val_accuracy": fitted.accuracy, "val_f1": fitted.f1, "frozen_accuracy": frozen_accuracy,
-               "epochs": fitted.epochs_run, "train_seconds": fitted.seconds, "step_seconds": fitted.step_seconds}
+               "epochs": fitted.epochs_run, "train_seconds": fitted.seconds, "step_seconds": fitted.step_seconds,
+               "soup_members": members}
     old_rows = store.matrix()  # the parent's, still readable after the new version is current
     version, unit = write_sentence_version(store, parent, encoder, source=f"train sentiment on {source}",
                                            config=config, metrics=metrics, progress=progress)
@@ -228,8 +234,9 @@ def _train_encoder(store: LocalStore, parent, texts, labels, names, source, data
     result.version, result.report, result.encoder = version.number, report, label
     result.model = old.folder.label
     result.val_accuracy, result.val_f1 = fitted.accuracy, fitted.f1
-    result.train_seconds, result.epochs, result.best_epoch = fitted.seconds, fitted.epochs_run, fitted.best_epoch
-    result.step_seconds = fitted.step_seconds
+    result.train_seconds, result.epochs, result.step_seconds = fitted.seconds, fitted.epochs_run, fitted.step_seconds
+    result.best_epoch = None if members else fitted.members[0].best_epoch
+    result.soup_members = members
     return result
 
 
