@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from simdex import Store
 from simdex.cli import cli
 from simdex.engine import packaged
+from simdex.engine.errors import BadOption
 from simdex.engine.progress import Progress
 from simdex.engine.sentences.encode import encode_input
 from simdex.engine.training.config import EncoderTrainConfig
@@ -223,4 +224,8 @@ def test_the_contrastive_term_draws_one_labels_texts_together(tmp_path, reviews)
                                        "--contrastive", "1"])
     assert refused.exit_code == 1 and "Error: --contrastive must be in [0, 1), got 1.0" in refused.output, \
         refused.output
+    no_runs = CliRunner().invoke(cli, ["train", "sentiment", str(csv), "--store", str(store.path), "--soup", "0"])
+    assert no_runs.exit_code == 2 and "Error: Invalid value for '--soup'" in no_runs.output, no_runs.output
+    with pytest.raises(BadOption, match="--soup must be at least 1, got 0"):
+        quick(soup=0).check()
     assert store.version.number == 1

@@ -49,18 +49,15 @@ def fit_soup(make_trainee, labels: np.ndarray, train: np.ndarray, val: np.ndarra
 
     import torch
 
-    total, fitted = None, []
+    total, fitted, trainee = None, [], None
     for member in range(members):
-        torch.manual_seed(seed)  # every member's head starts the same
-        trainee = make_trainee()
-        if member:  # its own dropout and batch order (member 0's are a single run's)
-            torch.manual_seed(int(np.random.SeedSequence([seed, member]).generate_state(1)[0]))
         kept = checkpoint.parent / f"member-{member}.pt"
         mine = {**identity, "member": member} if members > 1 else identity
         if resume and members > 1 and _is_for(kept, mine):
             saved = torch.load(kept, weights_only=False, map_location="cpu")
             state, run = saved["state"], Fitted(**saved["fitted"])
         else:
+            trainee = _start(make_trainee, seed, member)
             run = fit(trainee, labels, train, val, epochs=epochs, patience=patience,
                       seed=(seed, member) if member else seed, checkpoint=checkpoint, identity=mine,
                       resume=resume and _is_for(checkpoint, mine), progress=progress,
@@ -72,19 +69,30 @@ def fit_soup(make_trainee, labels: np.ndarray, train: np.ndarray, val: np.ndarra
         fitted.append(run)
         if members == 1:
             return trainee, Soup(run.accuracy, run.f1, fitted, run.seconds, run.step_seconds)
-        total = {name: value.detach().clone().float() if value.is_floating_point() else value
-                 for name, value in state.items()} if total is None else \
-            {name: value + state[name].float() if value.is_floating_point() else value for name, value in total.items()}
+        floats = {name: value.detach().clone().float() for name, value in state.items() if value.is_floating_point()}
+        total = floats if total is None else {name: total[name] + value for name, value in floats.items()}
+    trainee = trainee or _start(make_trainee, seed, 0)  # (every run was kept: a model to hold the soup)
     started = time.perf_counter()
     with progress.task(f"averaging the {members} runs", total=len(val), unit="texts") as task:
-        trainee.model.load_state_dict({name: value / members if value.is_floating_point() else value
-                                       for name, value in total.items()})
+        trainee.model.load_state_dict({name: value / members for name, value in total.items()}, strict=False)
         accuracy, f1 = accuracy_and_f1(trainee.probabilities(val), labels[val])
         task.update(len(val))
         task.note(f"soup of {members} runs (their validation accuracies "
                   f"{', '.join(f'{m.accuracy:.4f}' for m in fitted)}): validation accuracy {accuracy:.4f}")
     return trainee, Soup(accuracy, f1, fitted, sum(m.seconds for m in fitted) + time.perf_counter() - started,
                          sum(m.step_seconds for m in fitted))
+
+
+def _start(make_trainee, seed: int, member: int):
+    """A member's trainee: its head drawn with `seed` (every member's starts the same), then its own
+    dropout (member 0's is a single run's)."""
+    import torch
+
+    torch.manual_seed(seed)
+    trainee = make_trainee()
+    if member:
+        torch.manual_seed(int(np.random.SeedSequence([seed, member]).generate_state(1)[0]))
+    return trainee
 
 
 def clear(checkpoint: Path) -> None:
