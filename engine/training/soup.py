@@ -7,10 +7,11 @@ single run, as the loop gives it).
 
 Every member starts from the same weights (the store's encoder and one head, drawn with `seed`)
 and differs only in the order of its batches and its dropout, so the members end in one basin of
-the loss and their average is a model of its own, as accurate as the best of them or more (inner
-splits: README). Each member is fitted by the loop (loop.py) with its own early stopping; its best
-weights are kept beside the checkpoint (`member-N.pt`), so that `resume=True` continues after the
-members already fitted and inside the one that was interrupted. The soup is one model: one
+the loss and their average is a model of its own, on average more accurate than its runs alone
+though not always than the luckiest (inner splits and held-out seeds: benchmarks/RESULTS.md).
+Each member is fitted by the loop (loop.py) with its own early stopping; its best weights are
+kept beside the checkpoint (`member-N.pt`), so that `resume=True` continues after the members
+already fitted and inside the one that was interrupted. The soup is one model: one
 encoder to keep, re-encode with and search with, one head for `simdex predict`.
 """
 
